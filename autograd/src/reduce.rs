@@ -1,0 +1,282 @@
+//! Reductions over axes: sum, mean, max and min, and the central sum-to-shape that turns a
+//! broadcast gradient back into an input's gradient.
+
+use smallvec::SmallVec;
+
+use crate::elementwise::{broadcast_tensor, broadcast_zip};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::op::{BackwardArgs, Op};
+use crate::parallel::for_each_row;
+use crate::shape::Shape;
+use crate::tape::Var;
+use crate::tensor::Tensor;
+
+/// Reduces one axis with `f`, starting from `init`; the axis keeps length 1.
+pub fn reduce_axis<T: Float>(
+    x: &Tensor<T>,
+    axis: usize,
+    init: T,
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Tensor<T> {
+    let (outer, len, inner) = x.shape().split_at_axis(axis);
+    let mut dims: SmallVec<[usize; 6]> = SmallVec::from_slice(x.dims());
+    dims[axis] = 1;
+    let mut out = vec![init; outer * inner];
+    let data = x.data();
+    if inner > 0 {
+        for_each_row(&mut out, inner, x.numel(), |o, row| {
+            let base = o * len * inner;
+            for k in 0..len {
+                let src = &data[base + k * inner..base + (k + 1) * inner];
+                for (acc, &v) in row.iter_mut().zip(src) {
+                    *acc = f(*acc, v);
+                }
+            }
+        });
+    }
+    Tensor::from_vec(out, Shape(dims)).expect("the reduced shape matches the element count")
+}
+
+/// Sums `grad` down to `target`, the shape of an input that was broadcast to `grad`'s shape.
+///
+/// This is the one place where broadcasting is undone for every op's gradient.
+///
+/// # Errors
+/// [`Error::Shape`] naming `op` if `target` does not broadcast to `grad`'s shape.
+pub fn sum_to_shape<T: Float>(op: &str, grad: &Tensor<T>, target: &Shape) -> Result<Tensor<T>> {
+    let extra = grad.ndim().checked_sub(target.ndim());
+    let compatible = extra.is_some_and(|extra| {
+        target
+            .dims()
+            .iter()
+            .zip(&grad.dims()[extra..])
+            .all(|(&t, &g)| t == g || t == 1)
+    });
+    let Some(extra) = extra.filter(|_| compatible) else {
+        return Err(Error::shape(
+            op,
+            format!(
+                "gradient of shape {} cannot be summed to the input shape {target}",
+                grad.shape()
+            ),
+        ));
+    };
+    let leading: usize = grad.dims()[..extra].iter().product();
+    let mut acc = grad.reshape(Shape::new(
+        &[&[leading][..], &grad.dims()[extra..]].concat(),
+    ))?;
+    acc = reduce_axis(&acc, 0, T::zero(), |a, b| a + b);
+    for (axis, &t) in target.dims().iter().enumerate() {
+        if t == 1 && acc.dims()[axis + 1] != 1 {
+            acc = reduce_axis(&acc, axis + 1, T::zero(), |a, b| a + b);
+        }
+    }
+    acc.reshape(target.clone())
+}
+
+/// Resolves and deduplicates axes; an empty list means every axis.
+fn resolve_axes(op: &str, shape: &Shape, axes: &[isize]) -> Result<SmallVec<[usize; 6]>> {
+    if axes.is_empty() {
+        return Ok((0..shape.ndim()).collect());
+    }
+    let mut resolved: SmallVec<[usize; 6]> = SmallVec::new();
+    for &axis in axes {
+        let a = shape.axis(op, axis)?;
+        if resolved.contains(&a) {
+            return Err(Error::invalid(
+                op,
+                "axes",
+                format!("{axes:?}"),
+                "each axis may appear once",
+            ));
+        }
+        resolved.push(a);
+    }
+    resolved.sort_unstable();
+    Ok(resolved)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ReduceKind {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+struct Reduce {
+    kind: ReduceKind,
+    axes: Vec<isize>,
+    keepdim: bool,
+    /// The output shape with reduced axes kept as length 1, set by `forward`.
+    kept_shape: Shape,
+}
+
+impl<T: Float> Op<T> for Reduce {
+    fn name(&self) -> &str {
+        match self.kind {
+            ReduceKind::Sum => "sum",
+            ReduceKind::Mean => "mean",
+            ReduceKind::Max => "max",
+            ReduceKind::Min => "min",
+        }
+    }
+
+    fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
+        let x = &inputs[0];
+        let name = <Self as Op<T>>::name(self).to_string();
+        let axes = resolve_axes(&name, x.shape(), &self.axes)?;
+        let mut count = 1usize;
+        for &axis in &axes {
+            count *= x.dims()[axis];
+        }
+        if count == 0
+            && matches!(
+                self.kind,
+                ReduceKind::Mean | ReduceKind::Max | ReduceKind::Min
+            )
+        {
+            return Err(Error::shape(
+                &name,
+                format!("cannot reduce an empty axis of shape {}", x.shape()),
+            ));
+        }
+
+        let mut acc = x.clone();
+        for &axis in &axes {
+            acc = match self.kind {
+                ReduceKind::Sum | ReduceKind::Mean => {
+                    reduce_axis(&acc, axis, T::zero(), |a, b| a + b)
+                }
+                ReduceKind::Max => reduce_axis(&acc, axis, T::neg_infinity(), |a, b| {
+                    if b > a || b.is_nan() {
+                        b
+                    } else {
+                        a
+                    }
+                }),
+                ReduceKind::Min => reduce_axis(&acc, axis, T::infinity(), |a, b| {
+                    if b < a || b.is_nan() {
+                        b
+                    } else {
+                        a
+                    }
+                }),
+            };
+        }
+        if self.kind == ReduceKind::Mean {
+            let scale = T::from_f64(1.0 / count as f64);
+            acc = acc.map(|v| v * scale);
+        }
+        self.kept_shape = acc.shape().clone();
+
+        if self.keepdim {
+            Ok(acc)
+        } else {
+            let dims: Vec<usize> = (0..x.ndim())
+                .filter(|a| !axes.contains(a))
+                .map(|a| x.dims()[a])
+                .collect();
+            acc.reshape(dims)
+        }
+    }
+
+    fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
+        let x = &args.inputs[0];
+        let name = <Self as Op<T>>::name(self);
+        let g = args.grad_output.reshape(self.kept_shape.clone())?;
+        let grad = match self.kind {
+            ReduceKind::Sum => broadcast_tensor(name, &g, x.shape())?,
+            ReduceKind::Mean => {
+                let scale = T::from_f64(self.kept_shape.numel() as f64 / x.numel().max(1) as f64);
+                broadcast_tensor(name, &g.map(|v| v * scale), x.shape())?
+            }
+            ReduceKind::Max | ReduceKind::Min => {
+                // Ties share the gradient equally, as torch.amax does.
+                let extreme = args.output.reshape(self.kept_shape.clone())?;
+                let mask =
+                    broadcast_zip(
+                        name,
+                        x,
+                        &extreme,
+                        |v, e| if v == e { T::one() } else { T::zero() },
+                    )?;
+                let mut ties = mask.clone();
+                for axis in 0..x.ndim() {
+                    if self.kept_shape.dims()[axis] == 1 && x.dims()[axis] != 1 {
+                        ties = reduce_axis(&ties, axis, T::zero(), |a, b| a + b);
+                    }
+                }
+                let share = broadcast_zip(name, &g, &ties, |g, n| g / n)?;
+                broadcast_zip(name, &mask, &share, |m, s| m * s)?
+            }
+        };
+        Ok(vec![Some(grad)])
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    fn reduce(self, kind: ReduceKind, axes: &[isize], keepdim: bool) -> Result<Var<'t, T>> {
+        let op = Reduce {
+            kind,
+            axes: axes.to_vec(),
+            keepdim,
+            kept_shape: Shape::scalar(),
+        };
+        self.tape.apply(op, &[self])
+    }
+
+    /// Sums every element into a scalar; the gradient is 1 everywhere.
+    pub fn sum(self) -> Result<Var<'t, T>> {
+        self.reduce(ReduceKind::Sum, &[], false)
+    }
+
+    /// Sums over `axes` (negative axes count from the end; empty means all), keeping them as
+    /// length-1 axes if `keepdim`.
+    pub fn sum_axes(self, axes: &[isize], keepdim: bool) -> Result<Var<'t, T>> {
+        self.reduce(ReduceKind::Sum, axes, keepdim)
+    }
+
+    /// Averages every element into a scalar; the gradient is `1/numel` everywhere.
+    pub fn mean(self) -> Result<Var<'t, T>> {
+        self.reduce(ReduceKind::Mean, &[], false)
+    }
+
+    /// Averages over `axes`, as [`Var::sum_axes`] sums.
+    pub fn mean_axes(self, axes: &[isize], keepdim: bool) -> Result<Var<'t, T>> {
+        self.reduce(ReduceKind::Mean, axes, keepdim)
+    }
+
+    /// The maximum over `axes`; the gradient goes to the maximal elements, shared equally
+    /// among ties.
+    pub fn max_axes(self, axes: &[isize], keepdim: bool) -> Result<Var<'t, T>> {
+        self.reduce(ReduceKind::Max, axes, keepdim)
+    }
+
+    /// The minimum over `axes`; the gradient goes to the minimal elements, shared equally
+    /// among ties.
+    pub fn min_axes(self, axes: &[isize], keepdim: bool) -> Result<Var<'t, T>> {
+        self.reduce(ReduceKind::Min, axes, keepdim)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sum_to_shape_reduces_broadcast_axes() {
+        let g = Tensor::<f64>::from_vec((1..=12).map(f64::from).collect(), [2, 3, 2]).unwrap();
+        let r = sum_to_shape("test", &g, &Shape::new(&[3, 1])).unwrap();
+        assert_eq!(r.dims(), &[3, 1]);
+        // Column sums over axis 0 and axis 2: rows (1+2+7+8), (3+4+9+10), (5+6+11+12).
+        assert_eq!(r.to_vec(), vec![18.0, 26.0, 34.0]);
+    }
+
+    #[test]
+    fn sum_to_shape_rejects_incompatible_target() {
+        let g = Tensor::<f64>::zeros([2, 3]);
+        assert!(sum_to_shape("test", &g, &Shape::new(&[2])).is_err());
+    }
+}
