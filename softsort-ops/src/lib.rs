@@ -1,1 +1,3 @@
 //! Differentiable sorting operators.
+
+pub mod fast;
