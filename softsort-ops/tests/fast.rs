@@ -60,7 +60,12 @@ enum Distance {
 
 /// The SoftSort logits `−d(ŝ_i, s_j)/τ` of one row of scores `[n]`; with `transposed`, entry
 /// `[j, i]` instead of `[i, j]`.
-fn dense_logits<'t>(s: Var<'t, f64>, tau: f64, distance: Distance, transposed: bool) -> Var<'t, f64> {
+fn dense_logits<'t>(
+    s: Var<'t, f64>,
+    tau: f64,
+    distance: Distance,
+    transposed: bool,
+) -> Var<'t, f64> {
     let tape = s.tape();
     let values = s.value().to_vec();
     let n = values.len();
@@ -112,7 +117,13 @@ fn dense_neuralsort_p<'t>(s: Var<'t, f64>, tau: f64) -> Var<'t, f64> {
     let n = s.value().numel();
     let col = reshape(s, &[n, 1]);
     let row = reshape(s, &[1, n]);
-    let abs_dev = col.sub(row).unwrap().abs().unwrap().sum_axes(&[0], true).unwrap(); // [1, n]
+    let abs_dev = col
+        .sub(row)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_axes(&[0], true)
+        .unwrap(); // [1, n]
     let scale: Vec<f64> = (0..n).map(|k| n as f64 - 1.0 - 2.0 * k as f64).collect();
     let scale = tape.constant(Tensor::from_vec(scale, [n, 1]).unwrap());
     let logits = scale
@@ -145,7 +156,10 @@ fn value_and_grads(
     assert_eq!(value.len(), weights.len(), "output size");
     let w = tape.constant(Tensor::from_vec(weights.to_vec(), out.shape()).unwrap());
     let grads = tape.backward(out.mul(w).unwrap().sum().unwrap()).unwrap();
-    let grads = vars.iter().map(|&v| grads.get(v).unwrap().to_vec()).collect();
+    let grads = vars
+        .iter()
+        .map(|&v| grads.get(v).unwrap().to_vec())
+        .collect();
     (value, grads)
 }
 
@@ -213,7 +227,12 @@ fn scores(kind: Scores, n: usize, rng: &mut StdRng) -> Vec<f64> {
         .collect()
 }
 
-const KINDS: [Scores; 4] = [Scores::Normal, Scores::TiedWide, Scores::Wide, Scores::Dense];
+const KINDS: [Scores; 4] = [
+    Scores::Normal,
+    Scores::TiedWide,
+    Scores::Wide,
+    Scores::Dense,
+];
 const TAUS: [f64; 4] = [1e-3, 0.1, 1.0, 10.0];
 const SIZES: [usize; 5] = [1, 2, 7, 64, 200];
 
@@ -437,7 +456,9 @@ fn run_all_ops(s: &Tensor<f64>, x: &Tensor<f64>, target: &Tensor<f64>) -> Vec<Te
 
 fn batch_inputs(rows: usize, n: usize, seed: u64) -> (Tensor<f64>, Tensor<f64>, Tensor<f64>) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let s: Vec<f64> = (0..rows * n).map(|_| (rng.gen_range(-20..20) as f64) * 0.1).collect();
+    let s: Vec<f64> = (0..rows * n)
+        .map(|_| (rng.gen_range(-20..20) as f64) * 0.1)
+        .collect();
     let x = random(rows * n * 2, &mut rng);
     let mut target = Vec::with_capacity(rows * n);
     for _ in 0..rows {
@@ -461,8 +482,15 @@ fn batch_rows_are_independent() {
     for r in 0..rows {
         let pick = |t: &Tensor<f64>, width: usize| {
             let data = t.data()[r * n * width..(r + 1) * n * width].to_vec();
-            Tensor::from_vec(data, if width == 1 { vec![1, n] } else { vec![1, n, width] })
-                .unwrap()
+            Tensor::from_vec(
+                data,
+                if width == 1 {
+                    vec![1, n]
+                } else {
+                    vec![1, n, width]
+                },
+            )
+            .unwrap()
         };
         let single = run_all_ops(&pick(&s, 1), &pick(&x, 2), &pick(&target, 1));
         for (k, width) in [(0, 2), (1, 1), (2, 2), (3, 1), (4, 1), (6, 2), (7, 2)] {
@@ -530,27 +558,49 @@ fn f32_agrees_with_f64() {
 // Scale: one row of 10⁶ scores
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn million_scores_stay_finite() {
+/// One row of 10⁶ scores with |s| up to 1e4, rounded to 1e-2 so that many of them tie.
+fn million_scores() -> Tensor<f64> {
     let n = 1_000_000;
     let mut rng = StdRng::seed_from_u64(13);
-    // Rounded to 1e-2, so that many scores tie; |s| up to 1e4.
     let s: Vec<f64> = (0..n)
         .map(|_| (rng.gen_range(-1e4..1e4f64) * 100.0).round() / 100.0)
         .collect();
-    let s = Tensor::from_vec(s, [n]).unwrap();
+    Tensor::from_vec(s, [n]).unwrap()
+}
+
+#[test]
+fn million_scores_nll_stays_finite() {
+    let s = million_scores();
+    let n = s.numel();
     let identity = Tensor::from_vec((0..n).map(|i| i as f64).collect(), [n]).unwrap();
     for tau in [1e-6, 1.0, 1e6] {
         let tape = Tape::new();
         let sv = tape.param(s.clone());
         let target = tape.constant(identity.clone());
         let loss = fast::permutation_nll(sv, target, tau).unwrap();
-        let sorted = fast::soft_sort(sv, tau).unwrap();
         let value = loss.value().item().unwrap();
         assert!(value.is_finite() && value >= 0.0, "tau={tau}: loss {value}");
-        assert!(sorted.value().first_non_finite().is_none(), "tau={tau}: sorted values");
-        let total = loss.add(sorted.mean().unwrap()).unwrap();
-        let grads = tape.backward(total).unwrap();
+        let grads = tape.backward(loss).unwrap();
+        let g = grads.get(sv).unwrap();
+        assert_eq!(g.first_non_finite(), None, "tau={tau}: gradient");
+    }
+}
+
+#[test]
+fn million_scores_soft_sort_stays_finite() {
+    let s = million_scores();
+    for tau in [1e-6, 1e6] {
+        let tape = Tape::new();
+        let sv = tape.param(s.clone());
+        let sorted = fast::soft_sort(sv, tau).unwrap();
+        let values = sorted.value();
+        assert_eq!(values.first_non_finite(), None, "tau={tau}: sorted values");
+        // Soft-sorted values are convex combinations of the scores.
+        assert!(
+            values.data().iter().all(|v| v.abs() <= 1e4),
+            "tau={tau}: out of range"
+        );
+        let grads = tape.backward(sorted.mean().unwrap()).unwrap();
         let g = grads.get(sv).unwrap();
         assert_eq!(g.first_non_finite(), None, "tau={tau}: gradient");
     }
@@ -707,10 +757,16 @@ fn non_finite_inputs_are_rejected() {
     let bad = tape.param(Tensor::from_vec(vec![1.0, f64::NAN, 0.0], [3]).unwrap());
     let good = tape.param(Tensor::from_vec(vec![1.0, 2.0, 0.0], [3]).unwrap());
     let text = error_text(fast::log_normalizers(bad, 1.0));
-    assert!(text.contains("invalid scores = NaN at flat index 1"), "{text}");
+    assert!(
+        text.contains("invalid scores = NaN at flat index 1"),
+        "{text}"
+    );
     let inf = tape.param(Tensor::from_vec(vec![1.0, 2.0, f64::INFINITY], [3]).unwrap());
     let text = error_text(fast::apply(good, inf, 1.0));
-    assert!(text.contains("invalid values = inf at flat index 2"), "{text}");
+    assert!(
+        text.contains("invalid values = inf at flat index 2"),
+        "{text}"
+    );
     let text = error_text(fast::transpose_apply(good, inf, 1.0));
     assert!(text.contains("invalid weights = inf"), "{text}");
 }
@@ -759,6 +815,11 @@ fn bad_targets_are_rejected() {
 #[test]
 fn error_types_name_the_op() {
     let mut op = fast::SoftSortApply::<f64>::new(1.0);
-    let err = op.forward(&[Tensor::from_vec(vec![1.0], [1]).unwrap()]).unwrap_err();
-    assert!(matches!(err, Error::Shape { ref op, .. } if op == "fast_softsort_apply"), "{err}");
+    let err = op
+        .forward(&[Tensor::from_vec(vec![1.0], [1]).unwrap()])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Shape { ref op, .. } if op == "fast_softsort_apply"),
+        "{err}"
+    );
 }

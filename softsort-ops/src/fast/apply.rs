@@ -114,7 +114,8 @@ impl<T: Float> Op<T> for SoftSortApply<T> {
         let results = map_rows(rows, row_work(n, d), |r| {
             let span = r * n..(r + 1) * n;
             let wide = r * n * d..(r + 1) * n * d;
-            let row = SortedRow::from_order(&s[span.clone()], saved.order[span.clone()].to_vec(), tau);
+            let row =
+                SortedRow::from_order(&s[span.clone()], saved.order[span.clone()].to_vec(), tau);
             let z = &saved.z[span];
             let x_sorted = row.gather(&x[wide.clone()], d);
             let (y, gy) = (&y[wide.clone()], &gy[wide]);
@@ -129,7 +130,7 @@ impl<T: Float> Op<T> for SoftSortApply<T> {
                 }
                 c[k] = dot / z[k];
             }
-            let (grad_t, su) = row.kernel_vjp(&u, &x_sorted, Some(&c), d);
+            let (grad_t, su) = row.kernel_vjp(&u, Some(&x_sorted), Some(&c), d);
 
             let mut grad_s = vec![T::zero(); n];
             row.scatter_add(&grad_t, 1, &mut grad_s);

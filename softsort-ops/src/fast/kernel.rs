@@ -18,6 +18,8 @@
 
 use autograd::Float;
 
+use super::order::descending_order;
+
 /// The scores of one row sorted descending, with the kernel factors between neighbours.
 pub(crate) struct SortedRow<T> {
     /// `order[k]` is the input index of sorted position `k` (descending, ties by input index).
@@ -28,23 +30,6 @@ pub(crate) struct SortedRow<T> {
     decay: Vec<T>,
     /// The temperature τ.
     pub tau: T,
-}
-
-/// Returns the permutation that sorts `scores` descending, ties broken by increasing index.
-///
-/// The scores must be free of NaN (the ops reject non-finite scores before sorting).
-pub(crate) fn descending_order<T: Float>(scores: &[T]) -> Vec<u32> {
-    let mut keyed: Vec<(T, u32)> = scores
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| (s, i as u32))
-        .collect();
-    keyed.sort_unstable_by(|a, b| {
-        b.0.partial_cmp(&a.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.1.cmp(&b.1))
-    });
-    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 impl<T: Float> SortedRow<T> {
@@ -77,6 +62,9 @@ impl<T: Float> SortedRow<T> {
 
     /// Gathers the `d`-wide rows of `x` (input order) into sorted order.
     pub fn gather(&self, x: &[T], d: usize) -> Vec<T> {
+        if d == 1 {
+            return self.order.iter().map(|&i| x[i as usize]).collect();
+        }
         let mut out = Vec::with_capacity(x.len());
         for &i in &self.order {
             let i = i as usize;
@@ -89,8 +77,8 @@ impl<T: Float> SortedRow<T> {
     pub fn scatter_add(&self, y: &[T], d: usize, out: &mut [T]) {
         for (k, &i) in self.order.iter().enumerate() {
             let i = i as usize;
-            for (o, &v) in out[i * d..(i + 1) * d].iter_mut().zip(&y[k * d..(k + 1) * d]) {
-                *o += v;
+            for c in 0..d {
+                out[i * d + c] += y[k * d + c];
             }
         }
     }
@@ -98,21 +86,28 @@ impl<T: Float> SortedRow<T> {
     /// Runs both recurrences on the `d`-wide rows of `y` (sorted order): returns `(F, G)`.
     pub fn sweeps(&self, y: &[T], d: usize) -> (Vec<T>, Vec<T>) {
         let n = self.len();
+        let decay = &self.decay[..n];
         let mut f = y.to_vec();
+        let mut g = y.to_vec();
+        if d == 1 {
+            for k in 1..n {
+                f[k] = f[k] + decay[k] * f[k - 1];
+            }
+            for k in (1..n).rev() {
+                g[k - 1] = g[k - 1] + decay[k] * g[k];
+            }
+            return (f, g);
+        }
         for k in 1..n {
-            let e = self.decay[k];
-            let (done, rest) = f.split_at_mut(k * d);
-            let previous = &done[(k - 1) * d..];
-            for (cur, &prev) in rest[..d].iter_mut().zip(previous) {
-                *cur += e * prev;
+            let e = decay[k];
+            for c in k * d..(k + 1) * d {
+                f[c] = f[c] + e * f[c - d];
             }
         }
-        let mut g = y.to_vec();
-        for k in (0..n.saturating_sub(1)).rev() {
-            let e = self.decay[k + 1];
-            let (head, tail) = g.split_at_mut((k + 1) * d);
-            for (cur, &next) in head[k * d..].iter_mut().zip(&tail[..d]) {
-                *cur += e * next;
+        for k in (1..n).rev() {
+            let e = decay[k];
+            for c in (k - 1) * d..k * d {
+                g[c] = g[c] + e * g[c + d];
             }
         }
         (f, g)
@@ -169,31 +164,46 @@ impl<T: Float> SortedRow<T> {
 
     /// Computes `∂L/∂t` for a loss whose derivative with respect to the kernel matrix is
     /// `∂L/∂K_kl = u_k · x_l − c_k`, with `d`-wide rows `u`, `x` and scalars `c` (absent means
-    /// zero). Also returns `S[u]`, the full sums of `u`, which some callers need.
+    /// zero; `x` absent means all ones, with `d = 1`). Also returns `S[u]`, the full sums of
+    /// `u`, which some callers need.
     ///
     /// With `∂K_kl/∂t_k = −sign(t_k − t_l) K_kl / τ` and the symmetric term for `t_l`,
     /// `∂L/∂t_m = −(1/τ) · (u_m · D[x]_m − c_m D[1]_m + x_m · D[u]_m − D[c]_m)`.
-    pub fn kernel_vjp(&self, u: &[T], x: &[T], c: Option<&[T]>, d: usize) -> (Vec<T>, Vec<T>) {
+    pub fn kernel_vjp(
+        &self,
+        u: &[T],
+        x: Option<&[T]>,
+        c: Option<&[T]>,
+        d: usize,
+    ) -> (Vec<T>, Vec<T>) {
         let n = self.len();
         let (fu, gu) = self.sweeps(u, d);
         let du = self.signed_from(&fu, &gu, d);
         let su = full_from(&fu, &gu, u);
-        let dx = self.signed(x, d);
+        let d_one = if x.is_none() || c.is_some() {
+            self.signed(&vec![T::one(); n], 1)
+        } else {
+            Vec::new()
+        };
         let mut grad = vec![T::zero(); n];
-        for m in 0..n {
-            let row = m * d..(m + 1) * d;
-            let mut acc = T::zero();
-            for ((&um, &dxm), (&xm, &dum)) in u[row.clone()]
-                .iter()
-                .zip(&dx[row.clone()])
-                .zip(x[row.clone()].iter().zip(&du[row]))
-            {
-                acc += um * dxm + xm * dum;
+        match x {
+            Some(x) => {
+                let dx = self.signed(x, d);
+                for (m, gm) in grad.iter_mut().enumerate() {
+                    let mut acc = T::zero();
+                    for j in m * d..(m + 1) * d {
+                        acc += u[j] * dx[j] + x[j] * du[j];
+                    }
+                    *gm = acc;
+                }
             }
-            grad[m] = acc;
+            None => {
+                for m in 0..n {
+                    grad[m] = u[m] * d_one[m] + du[m];
+                }
+            }
         }
         if let Some(c) = c {
-            let d_one = self.signed(&vec![T::one(); n], 1);
             let d_c = self.signed(c, 1);
             for m in 0..n {
                 grad[m] -= c[m] * d_one[m] + d_c[m];

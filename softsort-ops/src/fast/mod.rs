@@ -47,6 +47,7 @@ mod kernel;
 mod neuralsort;
 mod nll;
 mod normalizer;
+mod order;
 mod rowwise;
 mod squared;
 mod transpose;
@@ -67,7 +68,9 @@ use autograd::{Float, Result, Tensor, Var};
 /// # Errors
 /// [`autograd::Error`] for τ not finite and > 0, non-finite scores or `n = 0`.
 pub fn soft_sort<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
-    scores.tape().apply(SoftSortApply::new(tau), &[scores, scores])
+    scores
+        .tape()
+        .apply(SoftSortApply::new(tau), &[scores, scores])
 }
 
 /// Computes `P · X` for values of shape `[..., n]` or `[..., n, d]` with `d = |·|`; see
@@ -75,12 +78,10 @@ pub fn soft_sort<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T
 ///
 /// # Errors
 /// As [`soft_sort`], and [`autograd::Error::Shape`] for values that do not match the scores.
-pub fn apply<'t, T: Float>(
-    scores: Var<'t, T>,
-    values: Var<'t, T>,
-    tau: f64,
-) -> Result<Var<'t, T>> {
-    scores.tape().apply(SoftSortApply::new(tau), &[scores, values])
+pub fn apply<'t, T: Float>(scores: Var<'t, T>, values: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
+    scores
+        .tape()
+        .apply(SoftSortApply::new(tau), &[scores, values])
 }
 
 /// Computes `Pᵀ · V` for `V` of shape `[..., n]` or `[..., n, d]` indexed by sorted position;

@@ -4,7 +4,7 @@ use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 
 use super::apply::missing_forward;
 use super::batch::map_rows;
-use super::kernel::descending_order;
+use super::order::descending_order;
 use super::rowwise::{backward_rows, forward_rows};
 use super::validate::{check_arity, check_scores, check_tau, check_values};
 

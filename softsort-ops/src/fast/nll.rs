@@ -82,7 +82,9 @@ fn check_target<T: Float>(target: &Tensor<T>, scores: &Tensor<T>, n: usize) -> R
                     NAME,
                     "target",
                     format!("{v} at row {r}, position {i}"),
-                    format!("each row must be a permutation of the indices 0..{n}, every index once"),
+                    format!(
+                        "each row must be a permutation of the indices 0..{n}, every index once"
+                    ),
                 ));
             }
         }
@@ -148,7 +150,7 @@ impl<T: Float> Op<T> for SoftSortPermutationNll<T> {
                 let s = &s[span.clone()];
                 let row = SortedRow::from_order(s, saved.order[span.clone()].to_vec(), tau);
                 let u: Vec<T> = saved.z[span.clone()].iter().map(|&z| -gamma / z).collect();
-                let (mut grad_t, _) = row.kernel_vjp(&u, &vec![T::one(); n], None, 1);
+                let (mut grad_t, _) = row.kernel_vjp(&u, None, None, 1);
                 let mut grad_s = vec![T::zero(); n];
                 for (i, &p) in targets[span].iter().enumerate() {
                     let j = p.as_f64() as usize;

@@ -90,18 +90,22 @@ impl<T: Float> Op<T> for SoftSortLogNormalizer<T> {
 
         let results = map_rows(rows, row_work(n, 1), |r| {
             let span = r * n..(r + 1) * n;
-            let row = SortedRow::from_order(&s[span.clone()], saved.order[span.clone()].to_vec(), tau);
+            let row =
+                SortedRow::from_order(&s[span.clone()], saved.order[span.clone()].to_vec(), tau);
             let u: Vec<T> = g[span.clone()]
                 .iter()
                 .zip(&saved.z[span])
                 .map(|(&g, &z)| g / z)
                 .collect();
-            let (grad_t, _) = row.kernel_vjp(&u, &vec![T::one(); n], None, 1);
+            let (grad_t, _) = row.kernel_vjp(&u, None, None, 1);
             let mut grad_s = vec![T::zero(); n];
             row.scatter_add(&grad_t, 1, &mut grad_s);
             grad_s
         });
         let grad_s = results.into_iter().flatten().collect();
-        Ok(vec![Some(Tensor::from_vec(grad_s, scores.shape().clone())?)])
+        Ok(vec![Some(Tensor::from_vec(
+            grad_s,
+            scores.shape().clone(),
+        )?)])
     }
 }

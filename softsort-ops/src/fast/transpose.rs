@@ -111,7 +111,8 @@ impl<T: Float> Op<T> for SoftSortTransposeApply<T> {
         let results = map_rows(rows, row_work(n, d), |r| {
             let span = r * n..(r + 1) * n;
             let wide = r * n * d..(r + 1) * n * d;
-            let row = SortedRow::from_order(&s[span.clone()], saved.order[span.clone()].to_vec(), tau);
+            let row =
+                SortedRow::from_order(&s[span.clone()], saved.order[span.clone()].to_vec(), tau);
             let z = &saved.z[span];
             let g_sorted = row.gather(&gw[wide.clone()], d);
             let v = &v[wide];
@@ -128,7 +129,7 @@ impl<T: Float> Op<T> for SoftSortTransposeApply<T> {
                 }
                 c[k] = dot;
             }
-            let (grad_t, _) = row.kernel_vjp(&a, &g_sorted, Some(&c), d);
+            let (grad_t, _) = row.kernel_vjp(&a, Some(&g_sorted), Some(&c), d);
             let mut grad_s = vec![T::zero(); n];
             row.scatter_add(&grad_t, 1, &mut grad_s);
             (grad_s, q)

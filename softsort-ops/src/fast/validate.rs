@@ -44,13 +44,19 @@ pub(crate) fn check_scores<T: Float>(op: &str, scores: &Tensor<T>) -> Result<(us
     if n == 0 {
         return Err(Error::shape(
             op,
-            format!("scores have shape {}: the last axis n must be ≥ 1", scores.shape()),
+            format!(
+                "scores have shape {}: the last axis n must be ≥ 1",
+                scores.shape()
+            ),
         ));
     }
     if n > u32::MAX as usize {
         return Err(Error::shape(
             op,
-            format!("rows of {n} scores are longer than the supported {}", u32::MAX),
+            format!(
+                "rows of {n} scores are longer than the supported {}",
+                u32::MAX
+            ),
         ));
     }
     check_finite(op, "scores", scores)?;
