@@ -1,1 +1,6 @@
 //! Shared code of the experiment binaries.
+
+mod error;
+pub mod idx;
+
+pub use error::{Error, Result};
