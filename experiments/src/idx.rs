@@ -197,10 +197,12 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder
         .write_all(bytes)
         .expect("writing into a Vec<u8> cannot fail");
-    encoder.finish().expect("writing into a Vec<u8> cannot fail")
+    encoder
+        .finish()
+        .expect("writing into a Vec<u8> cannot fail")
 }
 
-/// What a parser expects of one kind of IDX file.
+/// The expected magic number and dimension names of one kind of IDX file.
 struct IdxFormat {
     magic: u32,
     what: &'static str,
@@ -312,7 +314,7 @@ fn parse_idx(bytes: &[u8], source_name: &str, format: &IdxFormat) -> Result<(Vec
         })?;
     let expected_len = header_len.saturating_add(body_len);
 
-    // Reading one byte past the declared length tells whether the data is too long without
+    // Reading one byte past the declared length detects data that is too long without
     // decompressing an arbitrarily long stream.
     let mut body = Vec::with_capacity(body_len.min(MAX_UPFRONT_RESERVE));
     reader
@@ -437,7 +439,10 @@ mod tests {
     #[test]
     fn label_file_as_images_is_rejected() {
         let message = idx_message(parse_images(&encode_labels(&[1, 2]), "labels.idx"));
-        assert!(message.starts_with("labels.idx: invalid IDX file"), "{message}");
+        assert!(
+            message.starts_with("labels.idx: invalid IDX file"),
+            "{message}"
+        );
         assert!(message.contains("0x00000801"), "{message}");
         assert!(message.contains("expected 0x00000803"), "{message}");
     }
@@ -455,17 +460,29 @@ mod tests {
         let bytes = encode_images(&sample_images());
         let message = idx_message(parse_images(&bytes[..bytes.len() - 5], "short"));
         assert!(message.contains("truncated"), "{message}");
-        assert!(message.contains("3 images × 2 rows × 4 columns"), "{message}");
-        assert!(message.contains("should be 40 bytes, but it is 35 bytes"), "{message}");
+        assert!(
+            message.contains("3 images × 2 rows × 4 columns"),
+            "{message}"
+        );
+        assert!(
+            message.contains("should be 40 bytes, but it is 35 bytes"),
+            "{message}"
+        );
     }
 
     #[test]
     fn truncated_header_is_rejected() {
         let bytes = encode_images(&sample_images());
         let message = idx_message(parse_images(&bytes[..10], "header"));
-        assert!(message.contains("too short for the 16-byte header"), "{message}");
+        assert!(
+            message.contains("too short for the 16-byte header"),
+            "{message}"
+        );
         let message = idx_message(parse_images(&bytes[..2], "tiny"));
-        assert!(message.contains("too short for the 4-byte magic"), "{message}");
+        assert!(
+            message.contains("too short for the 4-byte magic"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -474,10 +491,16 @@ mod tests {
         bytes.push(0);
         let message = idx_message(parse_labels(&bytes, "long"));
         assert!(message.contains("wrong length"), "{message}");
-        assert!(message.contains("should be 11 bytes, but it is 12 bytes"), "{message}");
+        assert!(
+            message.contains("should be 11 bytes, but it is 12 bytes"),
+            "{message}"
+        );
 
         let message = idx_message(parse_labels(&gzip(&bytes), "long.gz"));
-        assert!(message.contains("decompressed length should be 11"), "{message}");
+        assert!(
+            message.contains("decompressed length should be 11"),
+            "{message}"
+        );
     }
 
     #[test]
