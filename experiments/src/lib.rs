@@ -6,6 +6,7 @@ pub mod dataset;
 mod error;
 pub mod idx;
 pub mod labeled_images;
+pub mod large_mnist;
 pub mod sample;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
