@@ -7,6 +7,7 @@ mod error;
 pub mod idx;
 pub mod labeled_images;
 pub mod large_mnist;
+pub mod metrics;
 pub mod sample;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
