@@ -174,10 +174,10 @@ impl<'a> LargeMnistGenerator<'a> {
     }
 }
 
-/// Returns the four decimal digits of `number < 10,000`, most significant first, with leading
-/// zeros: `digits_most_significant_first(507) == [0, 5, 0, 7]`.
+/// Returns the last four decimal digits of `number`, most significant first, with leading
+/// zeros: `digits_most_significant_first(507) == [0, 5, 0, 7]`. Digits above the fourth, which
+/// numbers from the generator never have, are dropped.
 pub fn digits_most_significant_first(number: u32) -> [usize; DIGITS_PER_NUMBER] {
-    debug_assert!(number < NUMBER_RANGE);
     let mut digits = [0; DIGITS_PER_NUMBER];
     let mut rest = number as usize;
     for digit in digits.iter_mut().rev() {
@@ -209,6 +209,7 @@ mod tests {
         assert_eq!(digits_most_significant_first(507), [0, 5, 0, 7]);
         assert_eq!(digits_most_significant_first(9999), [9, 9, 9, 9]);
         assert_eq!(digits_most_significant_first(1234), [1, 2, 3, 4]);
+        assert_eq!(digits_most_significant_first(51234), [1, 2, 3, 4]);
     }
 
     #[test]

@@ -205,7 +205,7 @@ pub fn spearman<T: Float>(x: &[T], y: &[T]) -> Result<f64> {
 /// positions they span.
 fn average_ranks<T: Float>(values: &[T]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..values.len()).collect();
-    // Values are finite (checked by the caller), so partial_cmp never fails.
+    // The only caller, spearman, rejects non-finite values first, so partial_cmp returns Some.
     order.sort_by(|&a, &b| values[a].partial_cmp(&values[b]).expect("finite values"));
     let mut ranks = vec![0.0; values.len()];
     let mut start = 0;

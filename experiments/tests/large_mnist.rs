@@ -25,7 +25,7 @@ fn block_bytes(batch: &SequenceBatch, item: usize, block: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The set of distinct images of each digit in `images`.
+/// Collects the distinct images of each digit in `images`.
 fn images_by_digit(images: &LabeledImages) -> Vec<HashSet<Vec<u8>>> {
     let mut sets = vec![HashSet::new(); 10];
     for index in 0..images.len() {
