@@ -30,8 +30,8 @@ fn narrow_tensor<T: Float>(
     Tensor::from_vec(out, dims)
 }
 
-/// The inverse layout of [`narrow_tensor`]: zeros of `shape` with `g` written at `start..end`
-/// along `axis`.
+/// Writes `g` into zeros of `shape` at indices `start..` along `axis`, which inverts
+/// [`narrow_tensor`].
 fn pad_tensor<T: Float>(
     g: &Tensor<T>,
     shape: &Shape,
@@ -49,7 +49,7 @@ fn pad_tensor<T: Float>(
     Tensor::from_vec(out, shape.clone())
 }
 
-/// Keeps the indices `start..end` along one axis.
+/// A narrow to the indices `start..end` along one axis.
 struct Slice {
     axis: isize,
     start: usize,
@@ -94,8 +94,8 @@ impl<T: Float> Op<T> for Slice {
     }
 }
 
-/// Joins its inputs end to end along `axis`. With `stacked`, every input gets a new axis of
-/// length 1 at `axis` first, which makes it `stack`.
+/// A join of the inputs end to end along `axis`. With `stacked`, every input first gets a new
+/// axis of length 1 at `axis`, which makes it `stack`.
 struct Concat {
     stacked: bool,
     axis: isize,

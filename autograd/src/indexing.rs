@@ -47,8 +47,8 @@ impl IndexTensor {
     }
 }
 
-/// Picks whole slices along one axis: output index `j` along `axis` is input index
-/// `indices[j]`.
+/// A selection of whole slices along one axis, in which output index `j` along `axis` is input
+/// index `indices[j]`.
 struct IndexSelect {
     axis: isize,
     indices: Vec<usize>,
@@ -114,7 +114,7 @@ impl<T: Float> Op<T> for IndexSelect {
     }
 }
 
-/// Reads `x` at positions given by an index array of the same rank, as `torch.gather` does.
+/// A read of `x` at positions given by an index array of the same rank, as `torch.gather` does.
 struct Gather {
     axis: isize,
     index: IndexTensor,
@@ -137,8 +137,8 @@ struct GatherLayout {
     axis_stride: usize,
 }
 
-/// The offsets, in a buffer with strides `full_strides`, of every position of a box with axis
-/// lengths `part` anchored at the origin, in the box's row-major order.
+/// Lists the offsets, in a buffer with strides `full_strides`, of every position of a box with
+/// axis lengths `part` anchored at the origin, in the box's row-major order.
 fn box_offsets(part: &[usize], full_strides: &[usize]) -> Vec<usize> {
     let mut offsets = vec![0usize];
     for (&len, &stride) in part.iter().zip(full_strides) {
@@ -205,7 +205,7 @@ impl<T: Float> Op<T> for Gather {
         let index = self.index.data();
         let mut out = vec![T::zero(); index.len()];
         let work = out.len();
-        // Row r holds the index elements at outer position r / count and axis position
+        // Row r contains the index elements at outer position r / count and axis position
         // r % count.
         for_each_row(&mut out, l.inner, work, |r, out_row| {
             let base = l.outer_offsets[r / l.count];

@@ -28,7 +28,7 @@ pub(crate) fn insertion_axis(op: &str, ndim: usize, axis: isize) -> Result<usize
     Ok(resolved as usize)
 }
 
-/// Views the elements under a new shape with as many elements. `name` is the public method
+/// A view of the elements under a new shape with as many elements. `name` is the public method
 /// that recorded it (`reshape`, `flatten_from`, `squeeze`, `unsqueeze`).
 struct Reshape {
     name: &'static str,
@@ -120,7 +120,8 @@ fn permute_tensor<T: Float>(x: &Tensor<T>, perm: &[usize]) -> Result<Tensor<T>> 
     Tensor::from_vec(out, Shape(dims))
 }
 
-/// Reorders axes: output axis `i` is input axis `perm[i]`. `name` is `permute` or `transpose`.
+/// An axis reordering in which output axis `i` is input axis `perm[i]`. `name` is `permute` or
+/// `transpose`.
 struct Permute {
     name: &'static str,
     axes: SmallVec<[isize; 6]>,
@@ -147,7 +148,7 @@ impl<T: Float> Op<T> for Permute {
     }
 }
 
-/// Repeats the input along broadcast axes (NumPy rules) to a target shape.
+/// A repetition of the input along broadcast axes (NumPy rules) up to a target shape.
 struct BroadcastTo {
     shape: Shape,
 }

@@ -6,7 +6,7 @@ use autograd::{Tape, Tensor};
 use common::{assert_close, check_grad, distinct_tensor, plain, tensor, tensor_of, CASES};
 use proptest::prelude::*;
 
-/// A tensor and a subset of its axes (each possibly spelled negative); an empty subset means
+/// Generates a tensor and a subset of its axes (each possibly spelled negative); an empty subset means
 /// every axis.
 fn tensor_and_axes(
     values: impl Strategy<Value = Tensor<f64>>,
@@ -33,7 +33,7 @@ fn tensor_and_axes(
     })
 }
 
-/// Matrix dimensions `(batch, m, k, n)`, each in `1..=3`.
+/// Generates matrix dimensions `(batch, m, k, n)`, each in `1..=3`.
 fn dims4() -> impl Strategy<Value = (usize, usize, usize, usize)> {
     (1..=3usize, 1..=3usize, 1..=3usize, 1..=3usize)
 }

@@ -11,7 +11,7 @@ fn iota(dims: &[usize]) -> Tensor<f64> {
     Tensor::from_vec((0..n).map(|v| v as f64).collect(), dims).unwrap()
 }
 
-/// A tensor with an axis and a second, resolved-or-negative spelling of it.
+/// Generates a tensor and one of its axes, possibly spelled negative.
 fn tensor_and_axis() -> impl Strategy<Value = (Tensor<f64>, isize)> {
     tensor(4, plain()).prop_flat_map(|t| {
         let rank = t.ndim() as isize;
@@ -19,7 +19,7 @@ fn tensor_and_axis() -> impl Strategy<Value = (Tensor<f64>, isize)> {
     })
 }
 
-/// A gather problem: input, axis and an index of the same rank whose other axes are no longer
+/// Generates a gather problem: input, axis and an index of the same rank whose other axes are no longer
 /// than the input's.
 fn gather_case() -> impl Strategy<Value = (Tensor<f64>, usize, IndexTensor)> {
     shape(3, 3)

@@ -21,7 +21,7 @@ fn seq(dims: &[usize], offset: f64) -> Tensor<f64> {
     Tensor::from_vec((0..n).map(|i| offset + 0.25 * i as f64).collect(), dims).unwrap()
 }
 
-/// One case per op of the engine, each with tracked inputs only.
+/// Builds one case per op of the engine, each with tracked inputs only.
 fn every_op() -> Vec<Case> {
     let index = IndexTensor::from_vec(vec![1, 0, 1, 1, 0, 0], [2, 3]).unwrap();
     vec![
@@ -255,7 +255,7 @@ fn every_op_skips_untracked_inputs() {
     }
 }
 
-/// `mean(act(x · w1 + b1) · w2 + b2)` on a fixed batch `x`.
+/// Records `mean(act(x · w1 + b1) · w2 + b2)` on a fixed batch `x`.
 fn mlp<'t>(
     tape: &'t Tape<f64>,
     x: &Tensor<f64>,

@@ -10,22 +10,22 @@ use proptest::test_runner::TestCaseError;
 /// cases while keeping each test binary to a few seconds.
 pub const CASES: u32 = 32;
 
-/// Element values of either sign, at least 0.1 away from zero.
+/// Generates values of either sign, at least 0.1 away from zero.
 pub fn away_from_zero() -> BoxedStrategy<f64> {
     prop_oneof![-2.0..-0.1f64, 0.1..2.0f64].boxed()
 }
 
-/// Any values in `[-2, 2)`.
+/// Generates values in `[-2, 2)`.
 pub fn plain() -> BoxedStrategy<f64> {
     (-2.0..2.0f64).boxed()
 }
 
-/// A shape of rank `1..=max_rank` with axis lengths `1..=max_len`.
+/// Generates a shape of rank `1..=max_rank` with axis lengths `1..=max_len`.
 pub fn shape(max_rank: usize, max_len: usize) -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1..=max_len, 1..=max_rank)
 }
 
-/// A tensor of the given shape with elements drawn from `elements`.
+/// Generates a tensor of the given shape with elements drawn from `elements`.
 pub fn tensor_of(
     dims: Vec<usize>,
     elements: BoxedStrategy<f64>,
@@ -35,12 +35,12 @@ pub fn tensor_of(
         .prop_map(move |data| Tensor::from_vec(data, dims.clone()).expect("length matches"))
 }
 
-/// A tensor of rank `1..=max_rank`, axis lengths `1..=3` and elements from `elements`.
+/// Generates a tensor of rank `1..=max_rank`, axis lengths `1..=3` and elements from `elements`.
 pub fn tensor(max_rank: usize, elements: BoxedStrategy<f64>) -> impl Strategy<Value = Tensor<f64>> {
     shape(max_rank, 3).prop_flat_map(move |dims| tensor_of(dims, elements.clone()))
 }
 
-/// A tensor whose elements are pairwise at least 0.4 apart, so that a max or min has no
+/// Generates a tensor whose elements are pairwise at least 0.4 apart, so that a max or min has no
 /// near-tie within the finite-difference step.
 pub fn distinct_tensor(max_rank: usize) -> impl Strategy<Value = Tensor<f64>> {
     shape(max_rank, 3).prop_flat_map(|dims| {
@@ -58,7 +58,7 @@ pub fn distinct_tensor(max_rank: usize) -> impl Strategy<Value = Tensor<f64>> {
     })
 }
 
-/// A shape that broadcasts to `full`: some leading axes dropped and some axes set to 1.
+/// Generates a shape that broadcasts to `full`: some leading axes dropped and some axes set to 1.
 pub fn broadcastable_to(full: Vec<usize>) -> impl Strategy<Value = Vec<usize>> {
     let rank = full.len();
     (0..=rank, prop::collection::vec(any::<bool>(), rank)).prop_map(move |(drop, ones)| {
@@ -70,7 +70,7 @@ pub fn broadcastable_to(full: Vec<usize>) -> impl Strategy<Value = Vec<usize>> {
     })
 }
 
-/// Two shapes that broadcast together, with size-1 axes and rank differences on either side.
+/// Generates two shapes that broadcast together, with size-1 axes and rank differences on either side.
 pub fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
     shape(3, 3).prop_flat_map(|full| (broadcastable_to(full.clone()), broadcastable_to(full)))
 }
