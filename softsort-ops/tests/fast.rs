@@ -1,7 +1,7 @@
 //! Checks of the O(n log n) SoftSort ops and the row-at-a-time dense ops against dense
 //! references composed from autograd primitives, against finite differences, and at scale.
 
-use autograd::{BackwardArgs, Error, GradCheck, Op, Tape, Tensor, Var};
+use autograd::{Error, GradCheck, Op, Tape, Tensor, Var};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -12,27 +12,8 @@ use softsort_ops::fast;
 // Dense references
 // ---------------------------------------------------------------------------------------------
 
-/// Reshapes a value on the tape (the gradient is reshaped back).
-struct Reshape(Vec<usize>);
-
-impl Op<f64> for Reshape {
-    fn name(&self) -> &str {
-        "reshape"
-    }
-
-    fn forward(&mut self, inputs: &[Tensor<f64>]) -> autograd::Result<Tensor<f64>> {
-        inputs[0].reshape(self.0.clone())
-    }
-
-    fn backward(&self, args: &BackwardArgs<f64>) -> autograd::Result<Vec<Option<Tensor<f64>>>> {
-        Ok(vec![Some(
-            args.grad_output.reshape(args.inputs[0].shape().clone())?,
-        )])
-    }
-}
-
 fn reshape<'t>(v: Var<'t, f64>, shape: &[usize]) -> Var<'t, f64> {
-    v.tape().apply(Reshape(shape.to_vec()), &[v]).unwrap()
+    v.reshape(shape.to_vec()).unwrap()
 }
 
 /// The descending sort order with ties broken by index, as the ops define it.
@@ -350,7 +331,7 @@ fn permutation_nll_matches_dense() {
             let target_tensor = Tensor::from_vec(as_float, [n]).unwrap();
             compare(
                 &format!("permutation_nll {name} {case}"),
-                &[s.clone()],
+                std::slice::from_ref(&s),
                 TOL,
                 |tape, v| {
                     let target = tape.constant(target_tensor.clone());

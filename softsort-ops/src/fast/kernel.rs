@@ -84,6 +84,9 @@ impl<T: Float> SortedRow<T> {
     }
 
     /// Runs both recurrences on the `d`-wide rows of `y` (sorted order): returns `(F, G)`.
+    ///
+    /// Each column is a chain of dependent multiply-adds, so one loop advances the forward
+    /// chain from the start and the backward chain from the end, letting the CPU overlap them.
     pub fn sweeps(&self, y: &[T], d: usize) -> (Vec<T>, Vec<T>) {
         let n = self.len();
         let decay = &self.decay[..n];
@@ -92,9 +95,8 @@ impl<T: Float> SortedRow<T> {
         if d == 1 {
             for k in 1..n {
                 f[k] = f[k] + decay[k] * f[k - 1];
-            }
-            for k in (1..n).rev() {
-                g[k - 1] = g[k - 1] + decay[k] * g[k];
+                let j = n - k; // the backward chain: g[j − 1] += e_j g[j]
+                g[j - 1] = g[j - 1] + decay[j] * g[j];
             }
             return (f, g);
         }
@@ -103,10 +105,9 @@ impl<T: Float> SortedRow<T> {
             for c in k * d..(k + 1) * d {
                 f[c] = f[c] + e * f[c - d];
             }
-        }
-        for k in (1..n).rev() {
-            let e = decay[k];
-            for c in (k - 1) * d..k * d {
+            let j = n - k;
+            let e = decay[j];
+            for c in (j - 1) * d..j * d {
                 g[c] = g[c] + e * g[c + d];
             }
         }
@@ -151,12 +152,6 @@ impl<T: Float> SortedRow<T> {
         out
     }
 
-    /// Computes the signed sums `D` of the `d`-wide rows of `y`.
-    pub fn signed(&self, y: &[T], d: usize) -> Vec<T> {
-        let (f, g) = self.sweeps(y, d);
-        self.signed_from(&f, &g, d)
-    }
-
     /// Computes the row normalisers `Z_k = Σ_l K(t_k, t_l) ≥ 1`.
     pub fn normalizers(&self) -> Vec<T> {
         self.full(&vec![T::one(); self.len()], 1)
@@ -169,6 +164,8 @@ impl<T: Float> SortedRow<T> {
     ///
     /// With `∂K_kl/∂t_k = −sign(t_k − t_l) K_kl / τ` and the symmetric term for `t_l`,
     /// `∂L/∂t_m = −(1/τ) · (u_m · D[x]_m − c_m D[1]_m + x_m · D[u]_m − D[c]_m)`.
+    ///
+    /// All the sums come from one sweep over the columns `[u | x | c | 1]` side by side.
     pub fn kernel_vjp(
         &self,
         u: &[T],
@@ -177,40 +174,44 @@ impl<T: Float> SortedRow<T> {
         d: usize,
     ) -> (Vec<T>, Vec<T>) {
         let n = self.len();
-        let (fu, gu) = self.sweeps(u, d);
-        let du = self.signed_from(&fu, &gu, d);
-        let su = full_from(&fu, &gu, u);
-        let d_one = if x.is_none() || c.is_some() {
-            self.signed(&vec![T::one(); n], 1)
-        } else {
-            Vec::new()
-        };
+        let x_col = d;
+        let c_col = x_col + if x.is_some() { d } else { 0 };
+        let one_col = c_col + usize::from(c.is_some());
+        let w = one_col + 1;
+
+        let mut y = vec![T::zero(); n * w];
+        for k in 0..n {
+            let row = &mut y[k * w..(k + 1) * w];
+            row[..d].copy_from_slice(&u[k * d..(k + 1) * d]);
+            if let Some(x) = x {
+                row[x_col..x_col + d].copy_from_slice(&x[k * d..(k + 1) * d]);
+            }
+            if let Some(c) = c {
+                row[c_col] = c[k];
+            }
+            row[one_col] = T::one();
+        }
+        let (f, g) = self.sweeps(&y, w);
+        let signed = self.signed_from(&f, &g, w);
+
         let mut grad = vec![T::zero(); n];
-        match x {
-            Some(x) => {
-                let dx = self.signed(x, d);
-                for (m, gm) in grad.iter_mut().enumerate() {
-                    let mut acc = T::zero();
-                    for j in m * d..(m + 1) * d {
-                        acc += u[j] * dx[j] + x[j] * du[j];
-                    }
-                    *gm = acc;
-                }
+        let mut su = vec![T::zero(); n * d];
+        for k in 0..n {
+            let base = k * w;
+            let d_one = signed[base + one_col];
+            let mut acc = T::zero();
+            for j in 0..d {
+                su[k * d + j] = f[base + j] + g[base + j] - y[base + j];
+                let (xj, dxj) = match x {
+                    Some(_) => (y[base + x_col + j], signed[base + x_col + j]),
+                    None => (T::one(), d_one),
+                };
+                acc += y[base + j] * dxj + xj * signed[base + j];
             }
-            None => {
-                for m in 0..n {
-                    grad[m] = u[m] * d_one[m] + du[m];
-                }
+            if c.is_some() {
+                acc -= y[base + c_col] * d_one + signed[base + c_col];
             }
-        }
-        if let Some(c) = c {
-            let d_c = self.signed(c, 1);
-            for m in 0..n {
-                grad[m] -= c[m] * d_one[m] + d_c[m];
-            }
-        }
-        for g in &mut grad {
-            *g = -*g / self.tau;
+            grad[k] = -acc / self.tau;
         }
         (grad, su)
     }

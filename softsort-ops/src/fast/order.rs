@@ -65,7 +65,7 @@ fn radix_sort(mut keys: Vec<u64>) -> Vec<u32> {
     let mut order_out = vec![0u32; n];
     for p in 0..passes {
         let count = &mut counts[p * buckets..(p + 1) * buckets];
-        if count.iter().any(|&c| c == n) {
+        if count.contains(&n) {
             continue; // every key has the same digit here: the pass would not move anything
         }
         let mut start = 0;
