@@ -160,7 +160,7 @@ impl<T: Float> Op<T> for SoftSortApply<T> {
     }
 }
 
-/// The error for a backward pass without a recorded forward pass.
+/// Builds the error for a backward pass without a recorded forward pass.
 pub(crate) fn missing_forward(op: &str) -> Error {
     Error::invalid(
         op,

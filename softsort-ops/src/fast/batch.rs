@@ -20,7 +20,7 @@ where
     }
 }
 
-/// An estimate of the work of one row of `n` scores and `d` columns: the sort plus a few
+/// Estimates the work of one row of `n` scores and `d` columns: the sort plus a few
 /// sweeps.
 pub(crate) fn row_work(n: usize, d: usize) -> usize {
     let log_n = usize::BITS - n.leading_zeros();

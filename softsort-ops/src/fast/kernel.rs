@@ -55,7 +55,7 @@ impl<T: Float> SortedRow<T> {
         }
     }
 
-    /// The row length n.
+    /// Returns the row length n.
     pub fn len(&self) -> usize {
         self.t.len()
     }

@@ -1,9 +1,9 @@
 //! SoftSort with absolute distance in O(n log n) time and O(n) memory per row, never forming
 //! the n × n relaxed permutation matrix, plus row-at-a-time `P · X` for the dense relaxations.
 //!
-//! Conventions: scores have shape `[..., n]`, every leading index is an independent row, and a
+//! Conventions: scores have shape `[..., n]`, and every leading index is an independent row. A
 //! relaxed permutation matrix `P` (of shape `[..., n, n]` if it were formed) has row `i` for
-//! sorted position `i` (descending) and column `j` for input element `j`, so `P · s`
+//! sorted position `i` (descending) and column `j` for input element `j`. So `P · s`
 //! approximates `s` sorted descending. SoftSort is `P[i, j] = softmax_j(−d(ŝ_i, s_j)/τ)` with
 //! `ŝ = sort(s)` descending.
 //!

@@ -13,7 +13,7 @@ const NAME: &str = "fast_softsort_permutation_nll";
 /// distance: a scalar loss, computed in O(n log n) per row without forming `P`.
 ///
 /// Inputs: scores `s` of shape `[..., n]` and targets `π` of the same shape, whose every row
-/// holds a permutation of `0..n` (as floating-point integers): `π(i)` is the input element
+/// contains a permutation of `0..n` (as floating-point integers): `π(i)` is the input element
 /// that belongs at sorted position `i` (descending). With `B` rows of length `n`, the output is
 ///
 /// `loss = −(1 / (B·n)) · Σ_b Σ_i log P_b[i, π_b(i)]`,

@@ -31,8 +31,9 @@ pub(crate) fn descending_order<T: Float>(scores: &[T]) -> Vec<u32> {
 
 /// Maps a float to an integer whose ascending order is the float's descending order.
 ///
-/// Flipping the sign bit of a non-negative float and every bit of a negative one gives a key
-/// whose unsigned order is the float order (IEEE 754 bit layout); the final complement reverses it.
+/// In the IEEE 754 bit layout, flipping the sign bit of a non-negative float and every bit of
+/// a negative one gives a key whose unsigned order is the float order. The final complement
+/// reverses that order.
 fn descending_key(x: f64) -> u64 {
     let x = if x == 0.0 { 0.0 } else { x };
     let bits = x.to_bits();
