@@ -23,22 +23,27 @@
 mod elementwise;
 mod error;
 mod float;
+mod gather;
 mod gradcheck;
 mod matmul;
 mod op;
 pub mod parallel;
 mod reduce;
 mod shape;
+mod softmax;
+mod sort;
 mod tape;
 mod tensor;
 
 pub use elementwise::{broadcast_tensor, broadcast_zip};
 pub use error::{Error, Result};
 pub use float::Float;
+pub use gather::{take_along_last_axis, IndexTensor};
 pub use gradcheck::{CheckedFn, GradCheck, GradCheckError, GradCheckReport};
 pub use matmul::matmul_tensors;
 pub use op::{BackwardArgs, Op};
 pub use reduce::{reduce_axis, sum_to_shape};
 pub use shape::{broadcast_shapes, broadcast_strides, Shape};
+pub use sort::argsort;
 pub use tape::{Gradients, NoGradGuard, Tape, Var};
 pub use tensor::Tensor;
