@@ -264,10 +264,11 @@ mod tests {
         let indices = IndexTensor::from_vec(vec![1, 1, 1, 0, 0, 0], [2, 3]).unwrap();
         let y = x.take_along_last_axis(&indices).unwrap();
         assert_eq!(y.value().to_vec(), vec![2.0, 2.0, 2.0, 3.0, 3.0, 3.0]);
-        let weights = tape.constant(
-            Tensor::from_vec(vec![1.0, 10.0, 100.0, 1.0, 2.0, 3.0], [2, 3]).unwrap(),
-        );
-        let grads = tape.backward(y.mul(weights).unwrap().sum().unwrap()).unwrap();
+        let weights =
+            tape.constant(Tensor::from_vec(vec![1.0, 10.0, 100.0, 1.0, 2.0, 3.0], [2, 3]).unwrap());
+        let grads = tape
+            .backward(y.mul(weights).unwrap().sum().unwrap())
+            .unwrap();
         assert_eq!(grads.get(x).unwrap().to_vec(), vec![0.0, 111.0, 6.0, 0.0]);
     }
 }
