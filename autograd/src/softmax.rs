@@ -83,7 +83,7 @@ fn forward_block<T: Float>(x: &[T], out: &mut [T], len: usize, inner: usize, log
     } else {
         for k in 0..len {
             for (o, &s) in out[k * inner..(k + 1) * inner].iter_mut().zip(&sum) {
-                *o = *o / s;
+                *o /= s;
             }
         }
     }
