@@ -42,6 +42,10 @@ fn blocks(x: &Tensor<impl Float>, axis: usize) -> (usize, usize) {
 
 /// Computes softmax (or log-softmax) of one `len × inner` block into `out`.
 fn forward_block<T: Float>(x: &[T], out: &mut [T], len: usize, inner: usize, log: bool) {
+    if inner == 1 {
+        forward_row(x, out, log);
+        return;
+    }
     let mut max = vec![T::neg_infinity(); inner];
     for k in 0..len {
         for (m, &v) in max.iter_mut().zip(&x[k * inner..(k + 1) * inner]) {
@@ -85,6 +89,28 @@ fn forward_block<T: Float>(x: &[T], out: &mut [T], len: usize, inner: usize, log
             for (o, &s) in out[k * inner..(k + 1) * inner].iter_mut().zip(&sum) {
                 *o /= s;
             }
+        }
+    }
+}
+
+/// [`forward_block`] for a contiguous row (`inner == 1`), the common case of the last axis.
+fn forward_row<T: Float>(x: &[T], out: &mut [T], log: bool) {
+    let max = x
+        .iter()
+        .fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
+    let mut sum = T::zero();
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - max).exp();
+        sum += *o;
+    }
+    if log {
+        let log_sum = sum.ln();
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = (v - max) - log_sum;
+        }
+    } else {
+        for o in out.iter_mut() {
+            *o /= sum;
         }
     }
 }
