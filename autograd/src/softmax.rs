@@ -54,8 +54,8 @@ fn forward_block<T: Float>(x: &[T], out: &mut [T], len: usize, inner: usize, log
             }
         }
     }
-    // After the shift the largest exponent is exp(0) = 1, so the sum is at least 1 and never
-    // overflows for a row of fewer than ~1e38 elements.
+    // After the shift every exponent is at most exp(0) = 1, so the sum lies in [1, len]: it
+    // cannot overflow, and dividing by it or taking its log is safe.
     let mut sum = vec![T::zero(); inner];
     for k in 0..len {
         let row = k * inner..(k + 1) * inner;
@@ -229,7 +229,8 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Log-softmax along `axis`: `yᵢ = (xᵢ − m) − ln Σⱼ exp(xⱼ − m)` with `m = maxⱼ xⱼ`,
     /// which equals `ln softmax(x)ᵢ` without forming the softmax, so it stays finite where the
-    /// softmax underflows to 0.
+    /// softmax underflows to 0. The one exception is a row whose spread `m − xᵢ` exceeds the
+    /// largest finite value of `T` (about 3.4e38 in `f32`): there the output is `-inf`.
     ///
     /// Derivative: `∂yᵢ/∂xⱼ = δᵢⱼ − softmax(x)ⱼ`, so the gradient is
     /// `g_x = g − softmax(x) ⊙ Σ g` with the sum along `axis` and `softmax(x) = exp(y)`.
@@ -313,6 +314,16 @@ mod tests {
         assert!(err.contains("axis = 2"), "{err}");
         let scalar = tape.constant(Tensor::scalar(1.0));
         assert!(scalar.softmax(0).is_err());
+    }
+
+    #[test]
+    fn log_softmax_spread_beyond_float_range() {
+        let tape = Tape::<f32>::new();
+        let v = tape.constant(Tensor::from_vec(vec![3e38, -3e38], [2]).unwrap());
+        assert_eq!(v.softmax(0).unwrap().value().to_vec(), vec![1.0, 0.0]);
+        let log_y = v.log_softmax(0).unwrap().value().to_vec();
+        assert_eq!(log_y[0], 0.0);
+        assert_eq!(log_y[1], f32::NEG_INFINITY);
     }
 
     #[test]

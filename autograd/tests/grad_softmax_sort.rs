@@ -4,8 +4,8 @@
 use autograd::{argsort, Float, GradCheck, Shape, Tape, Tensor};
 use proptest::prelude::*;
 
-/// A shape of 1 to 3 axes, each of length 1 to 4, with values in [-3, 3), and an axis of it
-/// (possibly negative).
+/// Generates a tensor of 1 to 3 axes, each of length 1 to 4, with values in [-3, 3), and one
+/// of its axes (possibly negative).
 fn tensor_and_axis() -> impl Strategy<Value = (Tensor<f64>, isize)> {
     prop::collection::vec(1usize..=4, 1..=3).prop_flat_map(|dims| {
         let numel: usize = dims.iter().product();
@@ -19,7 +19,7 @@ fn tensor_and_axis() -> impl Strategy<Value = (Tensor<f64>, isize)> {
     })
 }
 
-/// A `[rows, n]` tensor whose rows have values in [-5, 5) at least `min_gap` apart.
+/// Generates a `[rows, n]` tensor whose rows have values in [-5, 5) at least `min_gap` apart.
 fn distinct_rows(min_gap: f64) -> impl Strategy<Value = Tensor<f64>> {
     (1usize..=3, 1usize..=6)
         .prop_flat_map(|(rows, n)| {
@@ -42,7 +42,7 @@ fn distinct_rows(min_gap: f64) -> impl Strategy<Value = Tensor<f64>> {
         )
 }
 
-/// A `[rows, n]` tensor of small integers, so that rows contain many ties.
+/// Generates a `[rows, n]` tensor of small integers, so that rows contain many ties.
 fn rows_with_ties() -> impl Strategy<Value = Tensor<f64>> {
     (1usize..=3, 1usize..=8).prop_flat_map(|(rows, n)| {
         prop::collection::vec(-2i32..=2, rows * n).prop_map(move |data| {
