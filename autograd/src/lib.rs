@@ -20,11 +20,13 @@
 //! Kernels split work by problem size, never by thread count, so results are bit-identical for
 //! any size of the rayon thread pool.
 
+mod concat;
 mod elementwise;
 mod error;
 mod float;
-mod gather;
 mod gradcheck;
+mod indexing;
+mod layout;
 mod matmul;
 mod op;
 pub mod parallel;
@@ -35,11 +37,12 @@ mod sort;
 mod tape;
 mod tensor;
 
+pub use concat::{concat, stack};
 pub use elementwise::{broadcast_tensor, broadcast_zip};
 pub use error::{Error, Result};
 pub use float::Float;
-pub use gather::{take_along_last_axis, IndexTensor};
 pub use gradcheck::{CheckedFn, GradCheck, GradCheckError, GradCheckReport};
+pub use indexing::IndexTensor;
 pub use matmul::matmul_tensors;
 pub use op::{BackwardArgs, Op};
 pub use reduce::{reduce_axis, sum_to_shape};

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::gather::{IndexTensor, TakeAlongLastAxis};
+use crate::indexing::IndexTensor;
 use crate::parallel::for_each_row;
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -125,11 +125,7 @@ impl<'t, T: Float> Var<'t, T> {
         let x = self.value();
         let n = sortable_length("sort", &x)?;
         let indices = sorted_positions(&x, n, n, descending)?;
-        let op = TakeAlongLastAxis {
-            name: "sort",
-            indices: indices.clone(),
-        };
-        Ok((self.tape.apply(op, &[self])?, indices))
+        Ok((self.gather(-1, &indices)?, indices))
     }
 
     /// Returns the `k` largest (`largest = true`) or smallest elements of each row of the last
@@ -171,11 +167,7 @@ impl<'t, T: Float> Var<'t, T> {
             ));
         }
         let indices = sorted_positions(&x, n, k, largest)?;
-        let op = TakeAlongLastAxis {
-            name: "topk",
-            indices: indices.clone(),
-        };
-        Ok((self.tape.apply(op, &[self])?, indices))
+        Ok((self.gather(-1, &indices)?, indices))
     }
 }
 
@@ -193,6 +185,18 @@ mod tests {
         let x = tensor(&[2.0, 0.0, 1.0], &[3]);
         assert_eq!(argsort(&x, true).unwrap().to_vec(), vec![0, 2, 1]);
         assert_eq!(argsort(&x, false).unwrap().to_vec(), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn argsort_result_indexing() {
+        let x = tensor(&[3.0, 1.0, 2.0, 0.0, 5.0, 4.0], &[2, 3]);
+        let p = argsort(&x, false).unwrap();
+        assert_eq!(p.dims(), &[2, 3]);
+        assert_eq!(p.numel(), 6);
+        assert_eq!(p.get(&[0, 0]), Some(1));
+        assert_eq!(p.get(&[1, 2]), Some(1));
+        assert_eq!(p.get(&[2, 0]), None);
+        assert_eq!(p.get(&[0]), None);
     }
 
     #[test]
