@@ -9,7 +9,8 @@ use crate::shape::Shape;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 
-/// A dense, row-major array of indices, the index argument of [`Var::gather`].
+/// A dense, row-major array of indices: the index argument of [`Var::gather`] and the result of
+/// [`argsort`](crate::argsort).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexTensor {
     shape: Shape,
@@ -44,6 +45,37 @@ impl IndexTensor {
     /// The indices in row-major order.
     pub fn data(&self) -> &[usize] {
         &self.data
+    }
+
+    /// The axis lengths, a shortcut for `shape().dims()`.
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// The number of indices.
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Copies the indices into a new `Vec` in row-major order.
+    pub fn to_vec(&self) -> Vec<usize> {
+        self.data.clone()
+    }
+
+    /// Returns the index at a multi-index position, or `None` if the position has the wrong
+    /// number of axes or is out of bounds.
+    pub fn get(&self, position: &[usize]) -> Option<usize> {
+        if position.len() != self.shape.ndim() {
+            return None;
+        }
+        let mut offset = 0;
+        for (&i, &d) in position.iter().zip(self.dims()) {
+            if i >= d {
+                return None;
+            }
+            offset = offset * d + i;
+        }
+        Some(self.data[offset])
     }
 }
 

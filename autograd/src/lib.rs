@@ -32,6 +32,8 @@ mod op;
 pub mod parallel;
 mod reduce;
 mod shape;
+mod softmax;
+mod sort;
 mod tape;
 mod tensor;
 
@@ -45,5 +47,6 @@ pub use matmul::matmul_tensors;
 pub use op::{BackwardArgs, Op};
 pub use reduce::{reduce_axis, sum_to_shape};
 pub use shape::{broadcast_shapes, broadcast_strides, Shape};
+pub use sort::argsort;
 pub use tape::{Gradients, NoGradGuard, Tape, Var};
 pub use tensor::Tensor;
