@@ -20,18 +20,25 @@
 //! Kernels split work by problem size, never by thread count, so results are bit-identical for
 //! any size of the rayon thread pool.
 
+mod conv;
+mod dropout;
 mod elementwise;
+mod flatten;
 mod error;
 mod float;
 mod gradcheck;
+mod im2col;
 mod matmul;
+pub mod nn;
 mod op;
 pub mod parallel;
+mod pool;
 mod reduce;
 mod shape;
 mod tape;
 mod tensor;
 
+pub use conv::Padding;
 pub use elementwise::{broadcast_tensor, broadcast_zip};
 pub use error::{Error, Result};
 pub use float::Float;
