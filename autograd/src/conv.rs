@@ -222,7 +222,11 @@ impl<T: Float> Op<T> for Conv2d {
             let mut cols = vec![T::zero(); k * p];
             for (offset, y) in out_chunk.chunks_exact_mut(image_out).enumerate() {
                 let n = chunk_index * chunk + offset;
-                im2col(&g, &x.data()[n * g.image_len()..][..g.image_len()], &mut cols);
+                im2col(
+                    &g,
+                    &x.data()[n * g.image_len()..][..g.image_len()],
+                    &mut cols,
+                );
                 // y = W · cols (+ bias in every column of row o).
                 let beta = match bias {
                     Some(b) => {
@@ -335,7 +339,10 @@ impl<T: Float> Op<T> for Conv2d {
 
         let sum_chunks = |partials: Vec<T>, len: usize| -> Vec<T> {
             let mut chunks = partials.chunks_exact(len);
-            let mut total = chunks.next().map(<[T]>::to_vec).unwrap_or(vec![T::zero(); len]);
+            let mut total = chunks
+                .next()
+                .map(<[T]>::to_vec)
+                .unwrap_or(vec![T::zero(); len]);
             for part in chunks {
                 total.iter_mut().zip(part).for_each(|(t, &v)| *t += v);
             }

@@ -207,7 +207,9 @@ mod tests {
     fn col2im_is_adjoint_of_im2col() {
         // ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for all x and c.
         let g = geometry(6, 5, 3, 2, 1);
-        let x: Vec<f64> = (0..g.image_len()).map(|v| (v as f64 * 0.37).sin()).collect();
+        let x: Vec<f64> = (0..g.image_len())
+            .map(|v| (v as f64 * 0.37).sin())
+            .collect();
         let c: Vec<f64> = (0..g.patch_len() * g.out_pixels())
             .map(|v| (v as f64 * 0.11).cos())
             .collect();

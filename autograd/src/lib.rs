@@ -23,8 +23,8 @@
 mod conv;
 mod dropout;
 mod elementwise;
-mod flatten;
 mod error;
+mod flatten;
 mod float;
 mod gradcheck;
 mod im2col;

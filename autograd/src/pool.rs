@@ -69,15 +69,15 @@ impl PoolGeometry {
         [x.dims()[0], x.dims()[1], self.out_h, self.out_w]
     }
 
-    /// Calls `f(output index, input offsets of its window in row-major order)` for one plane.
-    fn for_each_window(&self, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+    /// Calls `f(output index, offset of the window's top-left input, input row length)` for
+    /// each window of one plane, in row-major output order.
+    fn for_each_window(&self, mut f: impl FnMut(usize, usize)) {
         for oy in 0..self.out_h {
             for ox in 0..self.out_w {
-                let (y0, x0) = (oy * self.stride, ox * self.stride);
-                let mut window = (0..self.kernel).flat_map(move |i| {
-                    (0..self.kernel).map(move |j| (y0 + i) * self.width + x0 + j)
-                });
-                f(oy * self.out_w + ox, &mut window);
+                f(
+                    oy * self.out_w + ox,
+                    oy * self.stride * self.width + ox * self.stride,
+                );
             }
         }
     }
@@ -116,17 +116,20 @@ impl<T: Float> Op<T> for MaxPool2d {
             work,
             |plane, out, arg| {
                 let src = &x.data()[plane * g.plane_len()..][..g.plane_len()];
-                g.for_each_window(|o, window| {
+                g.for_each_window(|o, corner| {
                     // The first maximum in row-major window order wins ties; a NaN wins
                     // over every number so that it propagates.
-                    let first = window.next().expect("non-empty window");
-                    let mut best = first;
-                    for i in window {
-                        if src[i] > src[best] || (src[i].is_nan() && !src[best].is_nan()) {
-                            best = i;
+                    let (mut best, mut best_value) = (corner, src[corner]);
+                    for i in 0..g.kernel {
+                        let row = corner + i * g.width;
+                        for (j, &v) in src[row..row + g.kernel].iter().enumerate() {
+                            if v > best_value || (v.is_nan() && !best_value.is_nan()) {
+                                best = row + j;
+                                best_value = v;
+                            }
                         }
                     }
-                    out[o] = src[best];
+                    out[o] = best_value;
                     arg[o] = best as u32;
                 });
             },
@@ -174,8 +177,13 @@ impl<T: Float> Op<T> for AvgPool2d {
         let work = g.planes * g.out_len() * g.kernel * g.kernel;
         for_each_row(&mut out, g.out_len().max(1), work, |plane, out| {
             let src = &x.data()[plane * g.plane_len()..][..g.plane_len()];
-            g.for_each_window(|o, window| {
-                out[o] = window.map(|i| src[i]).sum::<T>() * scale;
+            g.for_each_window(|o, corner| {
+                let mut sum = T::zero();
+                for i in 0..g.kernel {
+                    let row = corner + i * g.width;
+                    sum += src[row..row + g.kernel].iter().copied().sum::<T>();
+                }
+                out[o] = sum * scale;
             });
         });
         self.geometry = Some(g);
@@ -191,9 +199,12 @@ impl<T: Float> Op<T> for AvgPool2d {
         let work = g.planes * g.out_len() * g.kernel * g.kernel;
         for_each_row(&mut dx, g.plane_len(), work, |plane, dx| {
             let gy = &grad[plane * g.out_len()..][..g.out_len()];
-            g.for_each_window(|o, window| {
+            g.for_each_window(|o, corner| {
                 let share = gy[o] * scale;
-                window.for_each(|i| dx[i] += share);
+                for i in 0..g.kernel {
+                    let row = corner + i * g.width;
+                    dx[row..row + g.kernel].iter_mut().for_each(|d| *d += share);
+                }
             });
         });
         Ok(vec![Some(Tensor::from_vec(

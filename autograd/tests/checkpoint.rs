@@ -6,7 +6,7 @@ use autograd::nn::{
     self, load_checkpoint, save_checkpoint, Adam, AdamConfig, Conv2d, Linear, Module,
     NamedGradients, Optimizer, Sgd, SgdConfig,
 };
-use autograd::{Error, Padding, Tensor, Float};
+use autograd::{Error, Float, Padding, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -44,7 +44,10 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str) -> Self {
-        TempFile(std::env::temp_dir().join(format!("autograd-{}-{name}.safetensors", std::process::id())))
+        TempFile(std::env::temp_dir().join(format!(
+            "autograd-{}-{name}.safetensors",
+            std::process::id()
+        )))
     }
 }
 
@@ -82,7 +85,11 @@ fn weights_and_adam_state_round_trip() {
     let mut restored = Net::<f32>::new(2, 2);
     let mut restored_adam = Adam::new(AdamConfig::default()).unwrap();
     load_checkpoint(&file.0, &mut restored, Some(&mut restored_adam)).unwrap();
-    for ((name, a), (_, b)) in model.named_parameters().into_iter().zip(restored.named_parameters()) {
+    for ((name, a), (_, b)) in model
+        .named_parameters()
+        .into_iter()
+        .zip(restored.named_parameters())
+    {
         assert!(a.bit_eq(b), "{name} differs");
     }
     assert_eq!(restored_adam.state(), adam.state());
@@ -97,12 +104,20 @@ fn weights_and_adam_state_round_trip() {
 fn sgd_state_and_f64_round_trip() {
     let file = TempFile::new("sgd");
     let mut model = Net::<f64>::new(3, 2);
-    let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) }).unwrap();
+    let mut sgd = Sgd::new(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::new(0.1)
+    })
+    .unwrap();
     let grads = ones_like(&model);
     sgd.step(&mut model, &grads).unwrap();
     save_checkpoint(&file.0, &model, Some(&sgd)).unwrap();
     let mut restored = Net::<f64>::new(4, 2);
-    let mut restored_sgd = Sgd::new(SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) }).unwrap();
+    let mut restored_sgd = Sgd::new(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::new(0.1)
+    })
+    .unwrap();
     load_checkpoint(&file.0, &mut restored, Some(&mut restored_sgd)).unwrap();
     assert!(restored.conv.weight.bit_eq(&model.conv.weight));
     assert_eq!(restored_sgd.state(), sgd.state());
@@ -125,8 +140,14 @@ fn mismatched_shape_is_reported_and_nothing_changes() {
     let mut model = Net::<f32>::new(2, 2);
     let before = model.conv.weight.clone();
     let text = message(load_checkpoint(&file.0, &mut model, None).unwrap_err());
-    assert!(text.contains("\"fc.weight\" has shape [12, 3] in the file but [12, 2]"), "{text}");
-    assert!(model.conv.weight.bit_eq(&before), "a failed load changed the model");
+    assert!(
+        text.contains("\"fc.weight\" has shape [12, 3] in the file but [12, 2]"),
+        "{text}"
+    );
+    assert!(
+        model.conv.weight.bit_eq(&before),
+        "a failed load changed the model"
+    );
 }
 
 #[test]
@@ -135,7 +156,10 @@ fn f32_file_into_f64_model_is_rejected() {
     save_checkpoint(&file.0, &Net::<f32>::new(1, 2), None).unwrap();
     let mut model = Net::<f64>::new(1, 2);
     let text = message(load_checkpoint(&file.0, &mut model, None).unwrap_err());
-    assert!(text.contains("stored as F32 but the model uses F64"), "{text}");
+    assert!(
+        text.contains("stored as F32 but the model uses F64"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -156,7 +180,9 @@ fn truncated_and_corrupt_files_are_rejected() {
     assert!(text.contains("not a valid safetensors file"), "{text}");
 
     std::fs::write(&file.0, b"abc").unwrap();
-    assert!(message(load_checkpoint(&file.0, &mut model, None).unwrap_err()).contains("not a valid"));
+    assert!(
+        message(load_checkpoint(&file.0, &mut model, None).unwrap_err()).contains("not a valid")
+    );
 
     let absent = TempFile::new("absent");
     let text = message(load_checkpoint(&absent.0, &mut model, None).unwrap_err());
@@ -170,7 +196,10 @@ fn unexpected_tensor_is_rejected() {
     save_checkpoint(&file.0, &with_bias, None).unwrap();
     let mut without_bias = Linear::<f32>::new(4, 2, false, &mut StdRng::seed_from_u64(0)).unwrap();
     let text = message(load_checkpoint(&file.0, &mut without_bias, None).unwrap_err());
-    assert!(text.contains("holds \"bias\", which the model does not have"), "{text}");
+    assert!(
+        text.contains("holds \"bias\", which the model does not have"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -182,7 +211,11 @@ fn optimizer_state_mismatches_are_rejected() {
     let text = message(load_checkpoint(&file.0, &mut model, Some(&mut adam)).unwrap_err());
     assert!(text.contains("no optimiser state"), "{text}");
 
-    let mut sgd = Sgd::new(SgdConfig { momentum: 0.5, ..SgdConfig::new(0.1) }).unwrap();
+    let mut sgd = Sgd::new(SgdConfig {
+        momentum: 0.5,
+        ..SgdConfig::new(0.1)
+    })
+    .unwrap();
     let grads = ones_like(&model);
     sgd.step(&mut model, &grads).unwrap();
     save_checkpoint(&file.0, &model, Some(&sgd)).unwrap();

@@ -67,7 +67,10 @@ fn bars(count: usize, rng: &mut StdRng) -> (Tensor<f32>, Tensor<f32>) {
 fn accuracy(model: &BarNet, images: &Tensor<f32>, labels: &Tensor<f32>) -> f64 {
     let tape = Tape::new();
     let params = Params::new(&tape, model);
-    let scores = model.forward(&params, tape.constant(images.clone())).unwrap().value();
+    let scores = model
+        .forward(&params, tape.constant(images.clone()))
+        .unwrap()
+        .value();
     let correct = scores
         .data()
         .iter()
@@ -81,7 +84,11 @@ fn accuracy(model: &BarNet, images: &Tensor<f32>, labels: &Tensor<f32>) -> f64 {
 fn cnn_learns_bar_orientation() {
     let mut rng = StdRng::seed_from_u64(2024);
     let mut model = BarNet::new(&mut rng);
-    let mut adam = Adam::new(AdamConfig { lr: 0.01, ..AdamConfig::default() }).unwrap();
+    let mut adam = Adam::new(AdamConfig {
+        lr: 0.01,
+        ..AdamConfig::default()
+    })
+    .unwrap();
     let (test_images, test_labels) = bars(200, &mut rng);
     let before = accuracy(&model, &test_images, &test_labels);
 
@@ -100,5 +107,8 @@ fn cnn_learns_bar_orientation() {
     }
 
     let after = accuracy(&model, &test_images, &test_labels);
-    assert!(after >= 0.95, "test accuracy {after} (was {before} before training)");
+    assert!(
+        after >= 0.95,
+        "test accuracy {after} (was {before} before training)"
+    );
 }

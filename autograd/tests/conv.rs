@@ -103,7 +103,15 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         any::<u64>(),
     )
         .prop_map(
-            |((batch, channels, outputs), (k, kw_choice), (extra_h, extra_w), pad_kind, stride, bias, seed)| {
+            |(
+                (batch, channels, outputs),
+                (k, kw_choice),
+                (extra_h, extra_w),
+                pad_kind,
+                stride,
+                bias,
+                seed,
+            )| {
                 // Same padding needs odd kernels; the others also get even and non-square ones.
                 let other = [1, 2, k][kw_choice - 1];
                 let kernel = match pad_kind {
@@ -181,19 +189,39 @@ fn invalid_conv2d_arguments_are_rejected() {
     let x = tape.constant(Tensor::zeros([1, 2, 4, 4]));
     let cases = [
         (
-            x.conv2d(tape.constant(Tensor::zeros([3, 1, 3, 3])), None, 1, Padding::Valid),
+            x.conv2d(
+                tape.constant(Tensor::zeros([3, 1, 3, 3])),
+                None,
+                1,
+                Padding::Valid,
+            ),
             "channels",
         ),
         (
-            x.conv2d(tape.constant(Tensor::zeros([3, 2, 2, 2])), None, 1, Padding::Same),
+            x.conv2d(
+                tape.constant(Tensor::zeros([3, 2, 2, 2])),
+                None,
+                1,
+                Padding::Same,
+            ),
             "odd kernel",
         ),
         (
-            x.conv2d(tape.constant(Tensor::zeros([3, 2, 3, 3])), None, 0, Padding::Valid),
+            x.conv2d(
+                tape.constant(Tensor::zeros([3, 2, 3, 3])),
+                None,
+                0,
+                Padding::Valid,
+            ),
             "stride",
         ),
         (
-            x.conv2d(tape.constant(Tensor::zeros([3, 2, 5, 5])), None, 1, Padding::Valid),
+            x.conv2d(
+                tape.constant(Tensor::zeros([3, 2, 5, 5])),
+                None,
+                1,
+                Padding::Valid,
+            ),
             "larger than the padded",
         ),
         (
@@ -206,8 +234,12 @@ fn invalid_conv2d_arguments_are_rejected() {
             "bias",
         ),
         (
-            tape.constant(Tensor::zeros([2, 4, 4]))
-                .conv2d(tape.constant(Tensor::zeros([3, 2, 3, 3])), None, 1, Padding::Valid),
+            tape.constant(Tensor::zeros([2, 4, 4])).conv2d(
+                tape.constant(Tensor::zeros([3, 2, 3, 3])),
+                None,
+                1,
+                Padding::Valid,
+            ),
             "[N, C, H, W]",
         ),
     ];

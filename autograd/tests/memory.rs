@@ -30,7 +30,9 @@ fn training_memory_stays_flat() {
         let grads = {
             let tape = Tape::new();
             let params = Params::new(&tape, &model);
-            let y = model.forward(&params, tape.constant(images.clone())).unwrap();
+            let y = model
+                .forward(&params, tape.constant(images.clone()))
+                .unwrap();
             let loss = y.relu().unwrap().mean().unwrap();
             params.backward(loss).unwrap()
         };
@@ -46,6 +48,9 @@ fn training_memory_stays_flat() {
     }
     if let (Some(start), Some(end)) = (baseline, resident_bytes()) {
         let growth = end.saturating_sub(start);
-        assert!(growth < 8 << 20, "resident set grew by {growth} bytes over 180 steps");
+        assert!(
+            growth < 8 << 20,
+            "resident set grew by {growth} bytes over 180 steps"
+        );
     }
 }

@@ -63,15 +63,29 @@ fn layers_validate_their_parts() {
         Padding::Same
     )
     .is_err());
-    assert!(Conv2d::<f32>::new(1, 2, 3, 0, Padding::Same, true, &mut StdRng::seed_from_u64(0)).is_err());
+    assert!(Conv2d::<f32>::new(
+        1,
+        2,
+        3,
+        0,
+        Padding::Same,
+        true,
+        &mut StdRng::seed_from_u64(0)
+    )
+    .is_err());
 }
 
 #[test]
 fn conv_layer_lists_and_uses_parameters() {
     let mut rng = StdRng::seed_from_u64(5);
     let weight = init::truncated_normal([4, 2, 3, 3], 0.1, &mut rng).unwrap();
-    let layer = Conv2d::from_parts(weight, Some(init::constant([4], 0.1)), 1, Padding::Same).unwrap();
-    let names: Vec<String> = layer.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let layer =
+        Conv2d::from_parts(weight, Some(init::constant([4], 0.1)), 1, Padding::Same).unwrap();
+    let names: Vec<String> = layer
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["weight", "bias"]);
     assert_eq!(layer.num_parameters(), 4 * 2 * 9 + 4);
 
@@ -89,7 +103,11 @@ fn missing_parameter_is_named() {
     let layer = Linear::<f64>::new(2, 2, false, &mut StdRng::seed_from_u64(0)).unwrap();
     let tape = Tape::new();
     let params = Params::new(&tape, &layer);
-    let err = params.scope("encoder").get("weight").unwrap_err().to_string();
+    let err = params
+        .scope("encoder")
+        .get("weight")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("\"encoder.weight\""), "{err}");
     assert!(err.contains("\"weight\""), "{err}");
 }

@@ -1,9 +1,7 @@
 //! Optimisers against values worked out by hand from PyTorch's published update rules, for
 //! one parameter starting at 1.0.
 
-use autograd::nn::{
-    Adam, AdamConfig, Module, NamedGradients, Optimizer, Sgd, SgdConfig,
-};
+use autograd::nn::{Adam, AdamConfig, Module, NamedGradients, Optimizer, Sgd, SgdConfig};
 use autograd::Tensor;
 
 struct Scalar {
@@ -27,7 +25,10 @@ fn scalar(value: f64) -> Scalar {
 }
 
 fn grad(value: f64) -> NamedGradients<f64> {
-    NamedGradients::new(vec![("w".into(), Tensor::from_vec(vec![value], [1]).unwrap())])
+    NamedGradients::new(vec![(
+        "w".into(),
+        Tensor::from_vec(vec![value], [1]).unwrap(),
+    )])
 }
 
 /// Runs `optimizer` on the gradients `2, −1` and returns the parameter after each step.
@@ -43,7 +44,10 @@ fn two_steps(optimizer: &mut dyn Optimizer<f64>, grads: [f64; 2]) -> [f64; 2] {
 
 fn assert_close(actual: [f64; 2], expected: [f64; 2]) {
     for (a, e) in actual.iter().zip(&expected) {
-        assert!((a - e).abs() < 1e-12, "got {actual:?}, expected {expected:?}");
+        assert!(
+            (a - e).abs() < 1e-12,
+            "got {actual:?}, expected {expected:?}"
+        );
     }
 }
 
@@ -110,7 +114,10 @@ fn adam_bias_correction() {
         ..AdamConfig::default()
     })
     .unwrap();
-    assert_close(two_steps(&mut adam, [2.0, -1.0]), [0.9000000005, 0.8733662967024315]);
+    assert_close(
+        two_steps(&mut adam, [2.0, -1.0]),
+        [0.9000000005, 0.8733662967024315],
+    );
 }
 
 #[test]
@@ -122,7 +129,10 @@ fn adam_weight_decay_is_added_to_gradient() {
         ..AdamConfig::default()
     })
     .unwrap();
-    assert_close(two_steps(&mut adam, [2.0, -1.0]), [0.9000000004, 0.8505569312282295]);
+    assert_close(
+        two_steps(&mut adam, [2.0, -1.0]),
+        [0.9000000004, 0.8505569312282295],
+    );
 }
 
 #[test]
@@ -135,7 +145,10 @@ fn adamw_decouples_weight_decay() {
         ..AdamConfig::adamw()
     })
     .unwrap();
-    assert_close(two_steps(&mut adamw, [2.0, -1.0]), [0.8500000005, 0.7808662966774315]);
+    assert_close(
+        two_steps(&mut adamw, [2.0, -1.0]),
+        [0.8500000005, 0.7808662966774315],
+    );
 }
 
 #[test]
@@ -165,7 +178,10 @@ fn bad_gradients_leave_parameters_unchanged() {
     let mut adam = Adam::new(AdamConfig::default()).unwrap();
     let mut model = scalar(1.0);
     let cases = [
-        (NamedGradients::new(vec![]), "no gradient for parameter \"w\""),
+        (
+            NamedGradients::new(vec![]),
+            "no gradient for parameter \"w\"",
+        ),
         (
             NamedGradients::new(vec![("w".into(), Tensor::zeros([2]))]),
             "gradient has shape [2]",
@@ -183,19 +199,45 @@ fn bad_gradients_leave_parameters_unchanged() {
 #[test]
 fn invalid_settings_are_rejected() {
     let bad_adam = [
-        AdamConfig { beta1: 1.0, ..AdamConfig::default() },
-        AdamConfig { beta2: -0.1, ..AdamConfig::default() },
-        AdamConfig { eps: 0.0, ..AdamConfig::default() },
-        AdamConfig { lr: f64::NAN, ..AdamConfig::default() },
-        AdamConfig { weight_decay: -1.0, ..AdamConfig::default() },
+        AdamConfig {
+            beta1: 1.0,
+            ..AdamConfig::default()
+        },
+        AdamConfig {
+            beta2: -0.1,
+            ..AdamConfig::default()
+        },
+        AdamConfig {
+            eps: 0.0,
+            ..AdamConfig::default()
+        },
+        AdamConfig {
+            lr: f64::NAN,
+            ..AdamConfig::default()
+        },
+        AdamConfig {
+            weight_decay: -1.0,
+            ..AdamConfig::default()
+        },
     ];
     for config in bad_adam {
         assert!(Adam::<f32>::new(config).is_err(), "{config:?}");
     }
     let bad_sgd = [
-        SgdConfig { nesterov: true, ..SgdConfig::new(0.1) },
-        SgdConfig { momentum: -0.5, ..SgdConfig::new(0.1) },
-        SgdConfig { nesterov: true, momentum: 0.9, dampening: 0.1, ..SgdConfig::new(0.1) },
+        SgdConfig {
+            nesterov: true,
+            ..SgdConfig::new(0.1)
+        },
+        SgdConfig {
+            momentum: -0.5,
+            ..SgdConfig::new(0.1)
+        },
+        SgdConfig {
+            nesterov: true,
+            momentum: 0.9,
+            dampening: 0.1,
+            ..SgdConfig::new(0.1)
+        },
     ];
     for config in bad_sgd {
         assert!(Sgd::<f32>::new(config).is_err(), "{config:?}");

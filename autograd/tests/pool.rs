@@ -16,11 +16,23 @@ fn distinct(dims: [usize; 4], seed: u64) -> Tensor<f64> {
 }
 
 fn pool_case() -> impl Strategy<Value = ([usize; 4], usize, usize, u64)> {
-    (1usize..=2, 1usize..=2, 1usize..=3, 1usize..=3, 0usize..=4, 0usize..=4, any::<u64>()).prop_map(
-        |(n, c, kernel, stride, extra_h, extra_w, seed)| {
-            ([n, c, kernel + extra_h, kernel + extra_w], kernel, stride, seed)
-        },
+    (
+        1usize..=2,
+        1usize..=2,
+        1usize..=3,
+        1usize..=3,
+        0usize..=4,
+        0usize..=4,
+        any::<u64>(),
     )
+        .prop_map(|(n, c, kernel, stride, extra_h, extra_w, seed)| {
+            (
+                [n, c, kernel + extra_h, kernel + extra_w],
+                kernel,
+                stride,
+                seed,
+            )
+        })
 }
 
 proptest! {
@@ -85,7 +97,11 @@ fn max_pool2d_tie_goes_to_first_position() {
 fn overlapping_max_windows_accumulate_gradient() {
     let tape = Tape::<f64>::new();
     let x = tape.param(
-        Tensor::from_vec(vec![0.0, 1.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0], [1, 1, 3, 3]).unwrap(),
+        Tensor::from_vec(
+            vec![0.0, 1.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0],
+            [1, 1, 3, 3],
+        )
+        .unwrap(),
     );
     let y = x.max_pool2d(2, 1).unwrap(); // the centre is the maximum of all four windows
     let grads = tape.backward(y.sum().unwrap()).unwrap();
@@ -107,7 +123,10 @@ fn pooling_rejects_bad_windows() {
         (x.max_pool2d(4, 1), "larger than"),
         (x.avg_pool2d(0, 1), "at least 1"),
         (x.max_pool2d(2, 0), "at least 1"),
-        (tape.constant(Tensor::zeros([3, 3])).avg_pool2d(2, 2), "[N, C, H, W]"),
+        (
+            tape.constant(Tensor::zeros([3, 3])).avg_pool2d(2, 2),
+            "[N, C, H, W]",
+        ),
     ] {
         let message = result.unwrap_err().to_string();
         assert!(message.contains(expected), "{message} lacks {expected:?}");
@@ -123,7 +142,10 @@ fn dropout_scales_kept_values() {
     let kept = values.data().iter().filter(|&&v| v != 0.0).count();
     assert!((6700..7300).contains(&kept), "kept {kept}");
     let scaled = 2.0 / 0.7;
-    assert!(values.data().iter().all(|&v| v == 0.0 || (v - scaled).abs() < 1e-12));
+    assert!(values
+        .data()
+        .iter()
+        .all(|&v| v == 0.0 || (v - scaled).abs() < 1e-12));
     let grads = tape.backward(y.sum().unwrap()).unwrap();
     let g = grads.get(x).unwrap();
     for (gi, yi) in g.data().iter().zip(values.data()) {
@@ -136,8 +158,14 @@ fn dropout_edge_probabilities() {
     let tape = Tape::<f64>::new();
     let x = tape.param(Tensor::ones([5]));
     let mut rng = StdRng::seed_from_u64(0);
-    assert_eq!(x.dropout(1.0, true, &mut rng).unwrap().value().to_vec(), vec![0.0; 5]);
-    assert_eq!(x.dropout(0.0, true, &mut rng).unwrap().value().to_vec(), vec![1.0; 5]);
+    assert_eq!(
+        x.dropout(1.0, true, &mut rng).unwrap().value().to_vec(),
+        vec![0.0; 5]
+    );
+    assert_eq!(
+        x.dropout(0.0, true, &mut rng).unwrap().value().to_vec(),
+        vec![1.0; 5]
+    );
     assert!(x.dropout(1.5, true, &mut rng).is_err());
     assert!(x.dropout(f64::NAN, false, &mut rng).is_err());
 }

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::optim::{
-    check_learning_rate, check_state_shape, pair_gradients, split_state_name,
-};
+use crate::nn::optim::{check_learning_rate, check_state_shape, pair_gradients, split_state_name};
 use crate::nn::{Module, NamedGradients, Optimizer, OptimizerState};
 use crate::tensor::Tensor;
 
@@ -231,8 +229,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         let mut first = HashMap::new();
         let mut second = HashMap::new();
         for (name, t) in state.tensors {
-            let (param, buffer) =
-                split_state_name(self.kind(), &name, &["exp_avg", "exp_avg_sq"])?;
+            let (param, buffer) = split_state_name(self.kind(), &name, &["exp_avg", "exp_avg_sq"])?;
             let slot = if buffer == "exp_avg" {
                 &mut first
             } else {
@@ -245,7 +242,9 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             let Some(v) = second.remove(&param) else {
                 return Err(Error::Checkpoint {
                     path: String::new(),
-                    message: format!("the optimiser state has exp_avg but no exp_avg_sq for {param:?}"),
+                    message: format!(
+                        "the optimiser state has exp_avg but no exp_avg_sq for {param:?}"
+                    ),
                 });
             };
             moments.insert(param, (m, v));

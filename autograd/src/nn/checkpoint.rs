@@ -125,7 +125,9 @@ pub fn save_checkpoint<T: Float>(
         if !seen.insert(name.as_str()) {
             return Err(checkpoint_error(
                 path,
-                format!("the tensor name {name:?} appears twice; give every parameter a distinct name"),
+                format!(
+                    "the tensor name {name:?} appears twice; give every parameter a distinct name"
+                ),
             ));
         }
     }
@@ -158,7 +160,8 @@ pub fn load_checkpoint<T: Float>(
     optimizer: Option<&mut dyn Optimizer<T>>,
 ) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, format!("reading failed: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| checkpoint_error(path, format!("reading failed: {e}")))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| {
         checkpoint_error(
             path,
@@ -202,15 +205,18 @@ pub fn load_checkpoint<T: Float>(
 
     let state = match &optimizer {
         None => None,
-        Some(_) => Some(read_optimizer_state::<T>(path, &file, header.metadata(), model)?),
+        Some(_) => Some(read_optimizer_state::<T>(
+            path,
+            &file,
+            header.metadata(),
+            model,
+        )?),
     };
     if let (Some(optimizer), Some(state)) = (optimizer, state) {
-        optimizer
-            .load_state(state)
-            .map_err(|e| match e {
-                Error::Checkpoint { message, .. } => checkpoint_error(path, message),
-                other => other,
-            })?;
+        optimizer.load_state(state).map_err(|e| match e {
+            Error::Checkpoint { message, .. } => checkpoint_error(path, message),
+            other => other,
+        })?;
     }
     for ((_, param), t) in model.named_parameters_mut().into_iter().zip(loaded) {
         *param = t;

@@ -77,7 +77,10 @@ impl<T: Float> Conv2d<T> {
         if weight.ndim() != 4 {
             return Err(Error::shape(
                 "Conv2d::from_parts",
-                format!("the weight must be [out, in, kH, kW], got {}", weight.shape()),
+                format!(
+                    "the weight must be [out, in, kH, kW], got {}",
+                    weight.shape()
+                ),
             ));
         }
         if let Some(b) = &bias {

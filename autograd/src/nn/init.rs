@@ -165,7 +165,8 @@ mod tests {
 
     #[test]
     fn truncated_normal_stays_within_two_std() {
-        let t: Tensor<f64> = truncated_normal([20_000], 0.1, &mut StdRng::seed_from_u64(1)).unwrap();
+        let t: Tensor<f64> =
+            truncated_normal([20_000], 0.1, &mut StdRng::seed_from_u64(1)).unwrap();
         assert!(t.data().iter().all(|x| x.abs() <= 0.2));
         let (mean, std) = moments(&t);
         assert!(mean.abs() < 0.003, "mean {mean}");
@@ -183,33 +184,74 @@ mod tests {
     #[test]
     fn fans_follow_pytorch_layout() {
         let fans = Fans::of_weight(&Shape::new(&[64, 32, 5, 5])).unwrap();
-        assert_eq!(fans, Fans { fan_in: 800, fan_out: 1600 });
+        assert_eq!(
+            fans,
+            Fans {
+                fan_in: 800,
+                fan_out: 1600
+            }
+        );
         assert!(Fans::of_weight(&Shape::new(&[3])).is_err());
     }
 
     #[test]
     fn kaiming_and_xavier_have_stated_spread() {
-        let fans = Fans { fan_in: 50, fan_out: 150 };
+        let fans = Fans {
+            fan_in: 50,
+            fan_out: 150,
+        };
         let mut rng = StdRng::seed_from_u64(2);
         let n = 40_000;
         let cases: [(&str, Tensor<f64>, f64, f64); 4] = [
-            ("kaiming_uniform", kaiming_uniform([n], fans, &mut rng).unwrap(), (2.0f64 / 50.0).sqrt(), (6.0f64 / 50.0).sqrt()),
-            ("kaiming_normal", kaiming_normal([n], fans, &mut rng).unwrap(), (2.0f64 / 50.0).sqrt(), f64::INFINITY),
-            ("xavier_uniform", xavier_uniform([n], fans, &mut rng).unwrap(), (2.0f64 / 200.0).sqrt(), (6.0f64 / 200.0).sqrt()),
-            ("xavier_normal", xavier_normal([n], fans, &mut rng).unwrap(), (2.0f64 / 200.0).sqrt(), f64::INFINITY),
+            (
+                "kaiming_uniform",
+                kaiming_uniform([n], fans, &mut rng).unwrap(),
+                (2.0f64 / 50.0).sqrt(),
+                (6.0f64 / 50.0).sqrt(),
+            ),
+            (
+                "kaiming_normal",
+                kaiming_normal([n], fans, &mut rng).unwrap(),
+                (2.0f64 / 50.0).sqrt(),
+                f64::INFINITY,
+            ),
+            (
+                "xavier_uniform",
+                xavier_uniform([n], fans, &mut rng).unwrap(),
+                (2.0f64 / 200.0).sqrt(),
+                (6.0f64 / 200.0).sqrt(),
+            ),
+            (
+                "xavier_normal",
+                xavier_normal([n], fans, &mut rng).unwrap(),
+                (2.0f64 / 200.0).sqrt(),
+                f64::INFINITY,
+            ),
         ];
         for (name, t, expected_std, bound) in cases {
             let (mean, std) = moments(&t);
-            assert!(mean.abs() < 0.01 * expected_std * 5.0, "{name}: mean {mean}");
-            assert!((std / expected_std - 1.0).abs() < 0.02, "{name}: std {std}, expected {expected_std}");
-            assert!(t.data().iter().all(|x| x.abs() <= bound), "{name}: beyond {bound}");
+            assert!(
+                mean.abs() < 0.01 * expected_std * 5.0,
+                "{name}: mean {mean}"
+            );
+            assert!(
+                (std / expected_std - 1.0).abs() < 0.02,
+                "{name}: std {std}, expected {expected_std}"
+            );
+            assert!(
+                t.data().iter().all(|x| x.abs() <= bound),
+                "{name}: beyond {bound}"
+            );
         }
     }
 
     #[test]
     fn zero_fans_are_rejected() {
         let mut rng = StdRng::seed_from_u64(0);
-        let zero = Fans { fan_in: 0, fan_out: 0 };
+        let zero = Fans {
+            fan_in: 0,
+            fan_out: 0,
+        };
         assert!(kaiming_uniform::<f32>([2], zero, &mut rng).is_err());
         assert!(xavier_normal::<f32>([2], zero, &mut rng).is_err());
         assert!(truncated_normal::<f32>([2], 0.0, &mut rng).is_err());

@@ -98,10 +98,7 @@ pub trait Module<T: Float> {
 
     /// The total number of scalar parameters.
     fn num_parameters(&self) -> usize {
-        self.named_parameters()
-            .iter()
-            .map(|(_, t)| t.numel())
-            .sum()
+        self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
     }
 }
 

@@ -69,13 +69,16 @@ pub(crate) fn check_learning_rate(op: &str, lr: f64) -> Result<()> {
     }
 }
 
+/// A parameter's name, its tensor for updating, and its gradient.
+pub(crate) type ParameterUpdate<'m, 'g, T> = (String, &'m mut Tensor<T>, &'g Tensor<T>);
+
 /// Pairs every parameter of `model` with its gradient, after checking that each gradient is
 /// present, of the parameter's shape and finite.
 pub(crate) fn pair_gradients<'m, 'g, T: Float>(
     op: &str,
     model: &'m mut dyn Module<T>,
     grads: &'g NamedGradients<T>,
-) -> Result<Vec<(String, &'m mut Tensor<T>, &'g Tensor<T>)>> {
+) -> Result<Vec<ParameterUpdate<'m, 'g, T>>> {
     let mut pairs = Vec::new();
     for (name, param) in model.named_parameters_mut() {
         let Some(grad) = grads.get(&name) else {

@@ -59,7 +59,10 @@ impl<'t, T: Float> Params<'t, T> {
                 "Params::get",
                 format!(
                     "the model has no parameter {full:?}; its parameters are {:?}",
-                    self.vars.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()
+                    self.vars
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
                 ),
             )),
         }

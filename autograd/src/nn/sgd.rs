@@ -4,9 +4,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::optim::{
-    check_learning_rate, check_state_shape, pair_gradients, split_state_name,
-};
+use crate::nn::optim::{check_learning_rate, check_state_shape, pair_gradients, split_state_name};
 use crate::nn::{Module, NamedGradients, Optimizer, OptimizerState};
 use crate::tensor::Tensor;
 
