@@ -381,7 +381,7 @@ impl<'t, T: Float> Var<'t, T> {
     /// `G` with `W`, restricted to the unpadded image.
     ///
     /// Each image is lowered with im2col to a `(C·kH·kW) × (OH·OW)` matrix and multiplied by
-    /// the weight viewed as `O × (C·kH·kW)`; large batches run in parallel, and the weight
+    /// the weight viewed as `O × (C·kH·kW)`. Large batches run in parallel. The weight
     /// gradient is summed over fixed batch chunks in order, so results are bit-identical for
     /// any thread count.
     ///

@@ -46,8 +46,8 @@ impl<T: Float> Op<T> for Dropout<T> {
 
 impl<'t, T: Float> Var<'t, T> {
     /// Inverted dropout: while `training`, each element is zeroed with probability `p` and the
-    /// others are scaled by `1/(1 − p)`, so the expected value is unchanged; otherwise the value
-    /// is returned as it is.
+    /// others are scaled by `1/(1 − p)`, so the expected value is unchanged. When not training,
+    /// the value is returned as it is.
     ///
     /// `y = m ⊙ x` with `m_i = 1/(1 − p)` with probability `1 − p` and `0` otherwise, drawn from
     /// `rng` (one uniform draw per element in row-major order, so a seeded `rng` gives a

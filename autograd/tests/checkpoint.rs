@@ -197,7 +197,7 @@ fn unexpected_tensor_is_rejected() {
     let mut without_bias = Linear::<f32>::new(4, 2, false, &mut StdRng::seed_from_u64(0)).unwrap();
     let text = message(load_checkpoint(&file.0, &mut without_bias, None).unwrap_err());
     assert!(
-        text.contains("holds \"bias\", which the model does not have"),
+        text.contains("contains \"bias\", which the model does not have"),
         "{text}"
     );
 }
@@ -209,7 +209,7 @@ fn optimizer_state_mismatches_are_rejected() {
     save_checkpoint(&file.0, &model, None).unwrap();
     let mut adam = Adam::<f32>::new(AdamConfig::default()).unwrap();
     let text = message(load_checkpoint(&file.0, &mut model, Some(&mut adam)).unwrap_err());
-    assert!(text.contains("no optimiser state"), "{text}");
+    assert!(text.contains("contains no optimiser state"), "{text}");
 
     let mut sgd = Sgd::new(SgdConfig {
         momentum: 0.5,

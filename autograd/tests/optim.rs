@@ -31,7 +31,7 @@ fn grad(value: f64) -> NamedGradients<f64> {
     )])
 }
 
-/// Runs `optimizer` on the gradients `2, −1` and returns the parameter after each step.
+/// Runs `optimizer` on the two gradients `grads` and returns the parameter after each step.
 fn two_steps(optimizer: &mut dyn Optimizer<f64>, grads: [f64; 2]) -> [f64; 2] {
     let mut model = scalar(1.0);
     let mut after = [0.0; 2];

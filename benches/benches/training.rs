@@ -19,7 +19,8 @@ struct PaperCnn {
 }
 
 impl PaperCnn {
-    /// Weights from a truncated normal with std 0.1 and biases of 0.1, as in the paper's code.
+    /// Weights from a truncated normal with std 0.1 and biases of 0.1, the initialisation of the
+    /// SoftSort paper's CNN (Prillo & Eisenschlos 2020).
     fn new(rng: &mut StdRng) -> Result<Self> {
         let conv = |out: usize, inp: usize, rng: &mut StdRng| -> Result<Conv2d<f32>> {
             Conv2d::from_parts(

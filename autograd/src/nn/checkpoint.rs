@@ -151,7 +151,7 @@ pub fn save_checkpoint<T: Float>(
 ///
 /// # Errors
 /// [`Error::Checkpoint`] naming the tensor if the file cannot be read or parsed (truncated or
-/// corrupt), a parameter is missing, has another shape or element type, the file holds a
+/// corrupt), a parameter is missing, has another shape or element type, the file contains a
 /// parameter the model does not have, or the optimiser state is absent, of another kind or
 /// does not match the parameters.
 pub fn load_checkpoint<T: Float>(
@@ -198,7 +198,7 @@ pub fn load_checkpoint<T: Float>(
         if !name.starts_with(OPTIMIZER_PREFIX) && !expected.contains(name.as_str()) {
             return Err(checkpoint_error(
                 path,
-                format!("the file holds {name:?}, which the model does not have; the file was saved from another model"),
+                format!("the file contains {name:?}, which the model does not have; the file was saved from another model"),
             ));
         }
     }
@@ -232,7 +232,7 @@ fn read_optimizer_state<T: Float>(
 ) -> Result<OptimizerState<T>> {
     let metadata = metadata.as_ref();
     let kind = metadata.and_then(|m| m.get(OPTIMIZER_KIND_KEY)).ok_or_else(|| {
-        checkpoint_error(path, "the file holds no optimiser state; it was saved without an optimizer, so load it with None")
+        checkpoint_error(path, "the file contains no optimiser state because it was saved without an optimiser; load it with optimizer None")
     })?;
     let steps = metadata
         .and_then(|m| m.get(OPTIMIZER_STEPS_KEY))

@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// An update rule that moves a model's parameters against their gradients.
 ///
-/// The learning rate may change between steps (for a schedule); the per-parameter state
+/// The learning rate may change between steps, for a schedule. The per-parameter state
 /// (momentum buffers, moment estimates, step count) is exported and restored through
 /// [`OptimizerState`], which [`save_checkpoint`](crate::nn::save_checkpoint) stores next to the
 /// weights.
