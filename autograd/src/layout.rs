@@ -209,6 +209,24 @@ impl<'t, T: Float> Var<'t, T> {
         self.reshape_as("flatten_from", Shape::new(&dims))
     }
 
+    /// Reshapes `[N, d1, d2, …]` to `[N, d1·d2·…]`, as PyTorch's `flatten(1)`: the usual step
+    /// between convolutional and linear layers. Same as `flatten_from(1)`.
+    ///
+    /// ```
+    /// use autograd::{Tape, Tensor};
+    ///
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.constant(Tensor::zeros([2, 3, 4, 5]));
+    /// assert_eq!(x.flatten()?.shape().dims(), &[2, 60]);
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a value with fewer than two axes.
+    pub fn flatten(self) -> Result<Var<'t, T>> {
+        self.flatten_from(1)
+    }
+
     /// Inserts an axis of length 1 at position `axis` (`0..=ndim`; `-1` appends it). The
     /// gradient is reshaped back.
     ///

@@ -21,15 +21,20 @@
 //! any size of the rayon thread pool.
 
 mod concat;
+mod conv;
+mod dropout;
 mod elementwise;
 mod error;
 mod float;
 mod gradcheck;
+mod im2col;
 mod indexing;
 mod layout;
 mod matmul;
+pub mod nn;
 mod op;
 pub mod parallel;
+mod pool;
 mod reduce;
 mod shape;
 mod softmax;
@@ -38,6 +43,7 @@ mod tape;
 mod tensor;
 
 pub use concat::{concat, stack};
+pub use conv::Padding;
 pub use elementwise::{broadcast_tensor, broadcast_zip};
 pub use error::{Error, Result};
 pub use float::Float;
