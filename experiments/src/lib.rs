@@ -1,1 +1,16 @@
-//! Shared code of the experiment binaries.
+//! Shared code of the experiment binaries: IDX reading, the MNIST and Fashion-MNIST datasets,
+//! the large-MNIST sorting task and its metrics.
+
+pub mod data_source;
+pub mod dataset;
+mod error;
+pub mod idx;
+pub mod labeled_images;
+pub mod large_mnist;
+pub mod metrics;
+pub mod sample;
+
+pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
+pub use dataset::{Dataset, DatasetKind};
+pub use error::{Error, Result};
+pub use labeled_images::LabeledImages;
