@@ -3,6 +3,7 @@
 use autograd::{BackwardArgs, Error, Float, Op, Result, Tensor, Var};
 
 use crate::error::check_finite;
+use crate::kernels::zeroed;
 
 /// Splits the dims of `P` into `(leading batch count, n)`, checking that `P` is square.
 fn permutation_dims(op: &str, p: &Tensor<impl Float>) -> Result<(usize, usize)> {
@@ -233,7 +234,7 @@ impl<T: Float> Op<T> for CrossEntropy {
         let n = *input.dims().last().expect("checked by the caller");
         let offset = T::from_f64(LOG_OFFSET);
         let scale = -args.grad_output.data()[0] / T::from_f64(self.targets.len() as f64);
-        let mut grad = vec![T::zero(); input.numel()];
+        let mut grad = zeroed(input.numel());
         for (row, &t) in self.targets.iter().enumerate() {
             let at = row * n + t;
             grad[at] = scale / (p[at] + offset);
@@ -380,7 +381,7 @@ impl<T: Float> Op<T> for PermutationProduct {
             },
             out_dims,
         ) = self.layout(Op::<T>::name(self), p, x)?;
-        let mut out = vec![T::zero(); batch * n * d];
+        let mut out = zeroed(batch * n * d);
         for b in 0..batch {
             let xb = b % x_batch.max(1);
             gemm(
@@ -411,7 +412,7 @@ impl<T: Float> Op<T> for PermutationProduct {
         let g = args.grad_output.data();
         let grad_p = if args.needs_grad[0] {
             // ∂L/∂P_b = G_b · X_bᵀ.
-            let mut out = vec![T::zero(); batch * n * n];
+            let mut out = zeroed(batch * n * n);
             for b in 0..batch {
                 let xb = b % x_batch.max(1);
                 gemm(
@@ -431,7 +432,7 @@ impl<T: Float> Op<T> for PermutationProduct {
         };
         let grad_x = if args.needs_grad[1] {
             // ∂L/∂X_b = P_bᵀ · G_b, returned per matrix of P; the tape sums the shared axes.
-            let mut out = vec![T::zero(); batch * n * d];
+            let mut out = zeroed(batch * n * d);
             for b in 0..batch {
                 gemm(
                     n,

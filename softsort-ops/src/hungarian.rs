@@ -3,6 +3,7 @@
 use autograd::{Float, Result, Tensor};
 
 use crate::error::check_square;
+use crate::kernels::zeroed;
 
 /// Solves the linear assignment problem `max_σ Σ_i scores[i·n + σ(i)]` over permutations `σ`
 /// of `0..n` for a row-major `n × n` matrix of finite scores, returning `σ` (row `i` is
@@ -108,7 +109,7 @@ pub fn max_weight_assignment(scores: &[f64], n: usize) -> Vec<usize> {
 pub fn round_to_permutation<T: Float>(log_scores: &Tensor<T>) -> Result<Tensor<T>> {
     let (batch, n) = check_square("hungarian", "log_scores", log_scores)?;
     let data = log_scores.data();
-    let mut out = vec![T::zero(); batch * n * n];
+    let mut out = zeroed(batch * n * n);
     for b in 0..batch {
         let scores: Vec<f64> = data[b * n * n..(b + 1) * n * n]
             .iter()

@@ -139,12 +139,24 @@ mod tests {
         assert_eq!(max(&x), 5.0);
         assert_eq!(max(&[-3.0f32]), -3.0);
     }
+
+    #[test]
+    fn all_finite_finds_every_non_finite_position() {
+        for position in 0..19 {
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let mut x = vec![1e300; 19];
+                assert!(all_finite(&x));
+                x[position] = bad;
+                assert!(!all_finite(&x), "{bad} at {position}");
+            }
+        }
+    }
 }
 
 /// Builds the permutation matrices `[batch, n, n]` with a one in row `i`, column `perm[i]` of
 /// each batch element (`perm` holds `batch · n` column indices).
 pub(crate) fn one_hot_rows<T: Float>(perm: &[usize], n: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); perm.len() * n];
+    let mut out = zeroed(perm.len() * n);
     for (row, &j) in perm.iter().enumerate() {
         out[row * n + j] = T::one();
     }
@@ -156,4 +168,56 @@ pub(crate) fn square_shape(dims: &[usize]) -> Vec<usize> {
     let mut out = dims.to_vec();
     out.push(*dims.last().expect("checked non-empty"));
     out
+}
+
+/// Allocates `len` zeros for an output of `batch · n · n` elements.
+///
+/// On Linux, buffers of 4 MiB or more are marked for transparent huge pages
+/// (`madvise(MADV_HUGEPAGE)`) before they are first written: the operators allocate a fresh
+/// `[..., n, n]` matrix on every call, and with 4 KiB pages the page faults of a 20 × 1000 ×
+/// 1000 `f32` output cost more than the softmax itself. Elsewhere, or if the kernel refuses,
+/// this is a plain zeroed `Vec`.
+pub(crate) fn zeroed<T: Float>(len: usize) -> Vec<T> {
+    let buffer = vec![T::zero(); len];
+    #[cfg(target_os = "linux")]
+    advise_huge_pages(&buffer);
+    buffer
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(buffer: &[T]) {
+    const HUGE_PAGE: usize = 2 << 20;
+    let bytes = std::mem::size_of_val(buffer);
+    if bytes < 2 * HUGE_PAGE {
+        return;
+    }
+    let start = buffer.as_ptr() as usize;
+    let aligned_start = start.next_multiple_of(HUGE_PAGE);
+    let aligned_end = (start + bytes) / HUGE_PAGE * HUGE_PAGE;
+    if aligned_end > aligned_start {
+        // SAFETY: the range lies inside `buffer`'s allocation, and MADV_HUGEPAGE only changes
+        // how the kernel backs those pages, never their contents. A failure is harmless, so
+        // the return value is ignored.
+        unsafe {
+            libc::madvise(
+                aligned_start as *mut libc::c_void,
+                aligned_end - aligned_start,
+                libc::MADV_HUGEPAGE,
+            );
+        }
+    }
+}
+
+/// Returns whether every element is finite, in one vectorisable pass: `x − x` is 0 for finite
+/// `x` and NaN for infinities and NaN, and a NaN survives the sum.
+pub(crate) fn all_finite<T: Float>(x: &[T]) -> bool {
+    let mut acc = [T::zero(); 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for lane in 0..8 {
+            acc[lane] += c[lane] - c[lane];
+        }
+    }
+    acc.iter().chain(rest).all(|v| (*v - *v) == T::zero())
 }

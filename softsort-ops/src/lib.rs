@@ -60,6 +60,7 @@ pub mod hungarian;
 mod kernels;
 mod neuralsort;
 mod pairwise;
+mod simd;
 mod sinkhorn;
 mod softsort;
 

@@ -8,9 +8,10 @@ use crate::error::{check_positive, check_scores};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{
-    dot, max, one_hot_rows, sort_permutation, square_shape, sum, sum_blocks, ROW_BLOCK,
+    dot, max, one_hot_rows, sort_permutation, square_shape, sum, sum_blocks, zeroed, ROW_BLOCK,
 };
 use crate::pairwise::{abs_row_sums, abs_row_sums_vjp};
+use crate::simd::dispatch;
 
 /// The NeuralSort operator and its settings.
 ///
@@ -158,24 +159,29 @@ impl<T: SortFloat> Op<T> for NeuralSortOp<T> {
             abs_row_sums(s_row, order, &mut row_sums[b * n..(b + 1) * n]);
         }
 
-        let mut out = vec![T::zero(); batch * n * n];
+        let mut out = zeroed(batch * n * n);
         let this = &*self;
         for_each_row(&mut out, n, batch * n * n * 4, |r, row| {
-            let (b, k) = (r / n, r % n);
-            let s_row = &s[b * n..(b + 1) * n];
-            let a_row = &row_sums[b * n..(b + 1) * n];
-            let c = T::from_f64(this.coefficient(n, k));
-            for ((z, &x), &a) in row.iter_mut().zip(s_row).zip(a_row) {
-                *z = (c * x - a) * this.inv_tau;
-            }
-            let m = max(row);
-            for z in row.iter_mut() {
-                *z = (*z - m).fast_exp();
-            }
-            let scale = T::one() / sum(row);
-            for p in row.iter_mut() {
-                *p *= scale;
-            }
+            dispatch(
+                #[inline(always)]
+                || {
+                    let (b, k) = (r / n, r % n);
+                    let s_row = &s[b * n..(b + 1) * n];
+                    let a_row = &row_sums[b * n..(b + 1) * n];
+                    let c = T::from_f64(this.coefficient(n, k));
+                    for ((z, &x), &a) in row.iter_mut().zip(s_row).zip(a_row) {
+                        *z = (c * x - a) * this.inv_tau;
+                    }
+                    let m = max(row);
+                    for z in row.iter_mut() {
+                        *z = (*z - m).fast_exp();
+                    }
+                    let scale = T::one() / sum(row);
+                    for p in row.iter_mut() {
+                        *p *= scale;
+                    }
+                },
+            )
         });
 
         let shape = square_shape(scores.dims());
@@ -207,23 +213,28 @@ impl<T: SortFloat> Op<T> for NeuralSortOp<T> {
         // (the gradient of A, last n entries).
         let mut columns = vec![T::zero(); batch * blocks * 2 * n];
         for_each_row(&mut columns, 2 * n, batch * n * n * 3, |task, column| {
-            let (b, blk) = (task / blocks, task % blocks);
-            let (direct, through_a) = column.split_at_mut(n);
-            let mut w = vec![T::zero(); n];
-            for k in blk * ROW_BLOCK..((blk + 1) * ROW_BLOCK).min(n) {
-                let offset = (b * n + k) * n;
-                let p = &p_all[offset..offset + n];
-                let g = &g_all[offset..offset + n];
-                let centre = dot(p, g);
-                for ((wi, &pi), &gi) in w.iter_mut().zip(p).zip(g) {
-                    *wi = pi * (gi - centre) * self.inv_tau;
-                }
-                let c = T::from_f64(self.coefficient(n, k));
-                for ((d, a), &wi) in direct.iter_mut().zip(through_a.iter_mut()).zip(&w) {
-                    *d += c * wi;
-                    *a -= wi;
-                }
-            }
+            dispatch(
+                #[inline(always)]
+                || {
+                    let (b, blk) = (task / blocks, task % blocks);
+                    let (direct, through_a) = column.split_at_mut(n);
+                    let mut w = vec![T::zero(); n];
+                    for k in blk * ROW_BLOCK..((blk + 1) * ROW_BLOCK).min(n) {
+                        let offset = (b * n + k) * n;
+                        let p = &p_all[offset..offset + n];
+                        let g = &g_all[offset..offset + n];
+                        let centre = dot(p, g);
+                        for ((wi, &pi), &gi) in w.iter_mut().zip(p).zip(g) {
+                            *wi = pi * (gi - centre) * self.inv_tau;
+                        }
+                        let c = T::from_f64(self.coefficient(n, k));
+                        for ((d, a), &wi) in direct.iter_mut().zip(through_a.iter_mut()).zip(&w) {
+                            *d += c * wi;
+                            *a -= wi;
+                        }
+                    }
+                },
+            )
         });
 
         let totals = sum_blocks(&columns, batch, blocks, 2 * n);

@@ -9,7 +9,8 @@ use autograd::{Error, Float, Op, Result, Tensor, Var};
 use crate::error::{check_positive, check_square};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
-use crate::kernels::{max, sum};
+use crate::kernels::{max, sum, zeroed};
+use crate::simd::dispatch;
 
 /// What a Sinkhorn run did, returned next to the matrix by [`Sinkhorn::apply`].
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +192,7 @@ struct SinkhornOp<T> {
 }
 
 /// Sets `u_i = logsumexp_j(x_ij·inv_tau − v_j)` for every row.
+#[inline(always)]
 fn row_logsumexp<T: SortFloat>(x: &[T], inv_tau: T, v: &[T], u: &mut [T], scratch: &mut [T]) {
     let n = v.len();
     for (i, ui) in u.iter_mut().enumerate() {
@@ -207,6 +209,7 @@ fn row_logsumexp<T: SortFloat>(x: &[T], inv_tau: T, v: &[T], u: &mut [T], scratc
 }
 
 /// Sets `v_j = logsumexp_i(x_ij·inv_tau − u_i)` for every column, reading rows in order.
+#[inline(always)]
 fn column_logsumexp<T: SortFloat>(x: &[T], inv_tau: T, u: &[T], v: &mut [T], column_max: &mut [T]) {
     let n = u.len();
     column_max.fill(T::neg_infinity());
@@ -244,7 +247,7 @@ impl<T: SortFloat> Op<T> for SinkhornOp<T> {
 
         // Each output matrix is computed by one task; its history and marginal error are
         // written to a side buffer of the same batch index.
-        let mut out = vec![T::zero(); batch * n * n];
+        let mut out = zeroed(batch * n * n);
         let mut histories: Vec<(History<T>, f64)> = (0..batch)
             .map(|_| {
                 (
@@ -263,50 +266,57 @@ impl<T: SortFloat> Op<T> for SinkhornOp<T> {
             &mut histories,
             work,
             |b, p, (history, error)| {
-                let xb = &x[b * n * n..(b + 1) * n * n];
-                let mut u = vec![T::zero(); n];
-                let mut v = vec![T::zero(); n];
-                let mut scratch = vec![T::zero(); n];
-                let mut scalings = Vec::with_capacity(iterations * 2 * n);
-                let mut rounds = 0;
-                for round in 0..iterations {
-                    let previous_u = u.clone();
-                    row_logsumexp(xb, inv_tau, &v, &mut u, &mut scratch);
-                    if let (Some(tolerance), true) = (tolerance, round > 0) {
-                        // Row i of the current iterate sums to exp(u_new − u_old).
-                        let change = u
-                            .iter()
-                            .zip(&previous_u)
-                            .map(|(a, b)| ((*a - *b).as_f64().exp() - 1.0).abs())
-                            .fold(0.0, f64::max);
-                        if change < tolerance {
-                            u = previous_u;
-                            break;
+                dispatch(
+                    #[inline(always)]
+                    || {
+                        let xb = &x[b * n * n..(b + 1) * n * n];
+                        let mut u = vec![T::zero(); n];
+                        let mut v = vec![T::zero(); n];
+                        let mut scratch = vec![T::zero(); n];
+                        let mut scalings = Vec::with_capacity(iterations * 2 * n);
+                        let mut rounds = 0;
+                        for round in 0..iterations {
+                            let previous_u = u.clone();
+                            row_logsumexp(xb, inv_tau, &v, &mut u, &mut scratch);
+                            if let (Some(tolerance), true) = (tolerance, round > 0) {
+                                // Row i of the current iterate sums to exp(u_new − u_old).
+                                let change = u
+                                    .iter()
+                                    .zip(&previous_u)
+                                    .map(|(a, b)| ((*a - *b).as_f64().exp() - 1.0).abs())
+                                    .fold(0.0, f64::max);
+                                if change < tolerance {
+                                    u = previous_u;
+                                    break;
+                                }
+                            }
+                            column_logsumexp(xb, inv_tau, &u, &mut v, &mut scratch);
+                            scalings.extend_from_slice(&u);
+                            scalings.extend_from_slice(&v);
+                            rounds += 1;
                         }
-                    }
-                    column_logsumexp(xb, inv_tau, &u, &mut v, &mut scratch);
-                    scalings.extend_from_slice(&u);
-                    scalings.extend_from_slice(&v);
-                    rounds += 1;
-                }
 
-                let mut column_sums = vec![0.0f64; n];
-                let mut worst = 0.0f64;
-                for i in 0..n {
-                    let row = &mut p[i * n..(i + 1) * n];
-                    for ((pij, &xij), &vj) in row.iter_mut().zip(&xb[i * n..(i + 1) * n]).zip(&v) {
-                        *pij = (xij * inv_tau - u[i] - vj).fast_exp();
-                    }
-                    worst = worst.max((sum(row).as_f64() - 1.0).abs());
-                    for (c, &pij) in column_sums.iter_mut().zip(row.iter()) {
-                        *c += pij.as_f64();
-                    }
-                }
-                for c in column_sums {
-                    worst = worst.max((c - 1.0).abs());
-                }
-                *history = History { rounds, scalings };
-                *error = worst;
+                        let mut column_sums = vec![0.0f64; n];
+                        let mut worst = 0.0f64;
+                        for i in 0..n {
+                            let row = &mut p[i * n..(i + 1) * n];
+                            for ((pij, &xij), &vj) in
+                                row.iter_mut().zip(&xb[i * n..(i + 1) * n]).zip(&v)
+                            {
+                                *pij = (xij * inv_tau - u[i] - vj).fast_exp();
+                            }
+                            worst = worst.max((sum(row).as_f64() - 1.0).abs());
+                            for (c, &pij) in column_sums.iter_mut().zip(row.iter()) {
+                                *c += pij.as_f64();
+                            }
+                        }
+                        for c in column_sums {
+                            worst = worst.max((c - 1.0).abs());
+                        }
+                        *history = History { rounds, scalings };
+                        *error = worst;
+                    },
+                )
             },
         );
 
@@ -333,60 +343,67 @@ impl<T: SortFloat> Op<T> for SinkhornOp<T> {
         let inv_tau = self.inv_tau;
         let history = &self.history;
 
-        let mut grad = vec![T::zero(); batch * n * n];
+        let mut grad = zeroed(batch * n * n);
         let work = batch * n * n * self.iterations * 8;
         for_each_row(&mut grad, n * n, work, |b, d| {
-            let xb = &x[b * n * n..(b + 1) * n * n];
-            let h = &history[b];
-            // ∂L/∂(log P) = G ⊙ P.
-            for ((di, &pi), &gi) in d
-                .iter_mut()
-                .zip(&p_all[b * n * n..])
-                .zip(&g_all[b * n * n..])
-            {
-                *di = gi * pi;
-            }
-            let zeros = vec![T::zero(); n];
-            let mut sums = vec![T::zero(); n];
-            let mut scratch = vec![T::zero(); n];
-            for round in (0..h.rounds).rev() {
-                let u = &h.scalings[round * 2 * n..round * 2 * n + n];
-                let v = &h.scalings[round * 2 * n + n..(round + 1) * 2 * n];
-                let v_before = if round == 0 {
-                    &zeros[..]
-                } else {
-                    &h.scalings[(round - 1) * 2 * n + n..round * 2 * n]
-                };
-                // Column step Z = L0 − u − v: ∂/∂Y = ∂/∂Z − exp(Z) ⊙ colsum(∂/∂Z).
-                sums.fill(T::zero());
-                for row in d.chunks_exact(n) {
-                    for (s, &di) in sums.iter_mut().zip(row) {
-                        *s += di;
+            dispatch(
+                #[inline(always)]
+                || {
+                    let xb = &x[b * n * n..(b + 1) * n * n];
+                    let h = &history[b];
+                    // ∂L/∂(log P) = G ⊙ P.
+                    for ((di, &pi), &gi) in d
+                        .iter_mut()
+                        .zip(&p_all[b * n * n..])
+                        .zip(&g_all[b * n * n..])
+                    {
+                        *di = gi * pi;
                     }
-                }
-                for i in 0..n {
-                    let row = &mut d[i * n..(i + 1) * n];
-                    let x_row = &xb[i * n..(i + 1) * n];
-                    for (((di, &xij), &vj), &sj) in row.iter_mut().zip(x_row).zip(v).zip(&sums) {
-                        *di -= (xij * inv_tau - u[i] - vj).fast_exp() * sj;
+                    let zeros = vec![T::zero(); n];
+                    let mut sums = vec![T::zero(); n];
+                    let mut scratch = vec![T::zero(); n];
+                    for round in (0..h.rounds).rev() {
+                        let u = &h.scalings[round * 2 * n..round * 2 * n + n];
+                        let v = &h.scalings[round * 2 * n + n..(round + 1) * 2 * n];
+                        let v_before = if round == 0 {
+                            &zeros[..]
+                        } else {
+                            &h.scalings[(round - 1) * 2 * n + n..round * 2 * n]
+                        };
+                        // Column step Z = L0 − u − v: ∂/∂Y = ∂/∂Z − exp(Z) ⊙ colsum(∂/∂Z).
+                        sums.fill(T::zero());
+                        for row in d.chunks_exact(n) {
+                            for (s, &di) in sums.iter_mut().zip(row) {
+                                *s += di;
+                            }
+                        }
+                        for i in 0..n {
+                            let row = &mut d[i * n..(i + 1) * n];
+                            let x_row = &xb[i * n..(i + 1) * n];
+                            for (((di, &xij), &vj), &sj) in
+                                row.iter_mut().zip(x_row).zip(v).zip(&sums)
+                            {
+                                *di -= (xij * inv_tau - u[i] - vj).fast_exp() * sj;
+                            }
+                        }
+                        // Row step Y = L0 − u − v_before: ∂/∂X = ∂/∂Y − exp(Y) ⊙ rowsum(∂/∂Y).
+                        for i in 0..n {
+                            let row = &mut d[i * n..(i + 1) * n];
+                            let x_row = &xb[i * n..(i + 1) * n];
+                            let row_sum = sum(row);
+                            for ((z, &xij), &vj) in scratch.iter_mut().zip(x_row).zip(v_before) {
+                                *z = (xij * inv_tau - u[i] - vj).fast_exp();
+                            }
+                            for (di, &e) in row.iter_mut().zip(&scratch) {
+                                *di -= e * row_sum;
+                            }
+                        }
                     }
-                }
-                // Row step Y = L0 − u − v_before: ∂/∂X = ∂/∂Y − exp(Y) ⊙ rowsum(∂/∂Y).
-                for i in 0..n {
-                    let row = &mut d[i * n..(i + 1) * n];
-                    let x_row = &xb[i * n..(i + 1) * n];
-                    let row_sum = sum(row);
-                    for ((z, &xij), &vj) in scratch.iter_mut().zip(x_row).zip(v_before) {
-                        *z = (xij * inv_tau - u[i] - vj).fast_exp();
+                    for di in d.iter_mut() {
+                        *di *= inv_tau;
                     }
-                    for (di, &e) in row.iter_mut().zip(&scratch) {
-                        *di -= e * row_sum;
-                    }
-                }
-            }
-            for di in d.iter_mut() {
-                *di *= inv_tau;
-            }
+                },
+            )
         });
         Ok(vec![Some(Tensor::from_vec(grad, x_all.shape().clone())?)])
     }

@@ -9,8 +9,9 @@ use crate::error::{check_positive, check_scores};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{
-    dot, one_hot_rows, sort_permutation, square_shape, sum, sum_blocks, ROW_BLOCK,
+    dot, one_hot_rows, sort_permutation, square_shape, sum, sum_blocks, zeroed, ROW_BLOCK,
 };
+use crate::simd::dispatch;
 
 /// The SoftSort operator and its settings.
 ///
@@ -154,19 +155,21 @@ impl<T: SortFloat> Op<T> for SoftSortOp<T> {
             sort_permutation(&s[b * n..(b + 1) * n], self.descending, perm);
         }
 
-        let mut out = vec![T::zero(); batch * n * n];
+        let mut out = zeroed(batch * n * n);
         let (perm, inv_tau, distance) = (&self.perm, self.inv_tau, self.distance);
         for_each_row(&mut out, n, batch * n * n * 4, |r, row| {
-            let b = r / n;
-            let s_row = &s[b * n..(b + 1) * n];
-            let sorted = s_row[perm[r]];
-            for (p, &x) in row.iter_mut().zip(s_row) {
-                *p = (-distance.eval(sorted - x) * inv_tau).fast_exp();
-            }
-            let scale = T::one() / sum(row);
-            for p in row.iter_mut() {
-                *p *= scale;
-            }
+            dispatch(
+                #[inline(always)]
+                || {
+                    softsort_row(
+                        distance,
+                        inv_tau,
+                        &s[(r / n) * n..(r / n + 1) * n],
+                        perm[r],
+                        row,
+                    )
+                },
+            )
         });
 
         let shape = square_shape(scores.dims());
@@ -202,26 +205,41 @@ impl<T: SortFloat> Op<T> for SoftSortOp<T> {
             ROW_BLOCK,
             batch * n * n * 4,
             |task, column, sorted_grad| {
-                let (b, blk) = (task / blocks, task % blocks);
-                let s_row = &s[b * n..(b + 1) * n];
-                let mut w = vec![T::zero(); n];
-                for i in blk * ROW_BLOCK..((blk + 1) * ROW_BLOCK).min(n) {
-                    let offset = (b * n + i) * n;
-                    let p = &p_all[offset..offset + n];
-                    let g = &g_all[offset..offset + n];
-                    let sorted = s_row[perm[b * n + i]];
-                    let centre = dot(p, g);
-                    for j in 0..n {
-                        w[j] = -p[j]
-                            * (g[j] - centre)
-                            * distance.derivative(sorted - s_row[j])
-                            * inv_tau;
-                    }
-                    for (c, &wj) in column.iter_mut().zip(&w) {
-                        *c -= wj;
-                    }
-                    sorted_grad[i - blk * ROW_BLOCK] = sum(&w);
-                }
+                dispatch(
+                    #[inline(always)]
+                    || {
+                        let (b, blk) = (task / blocks, task % blocks);
+                        let s_row = &s[b * n..(b + 1) * n];
+                        let mut w = vec![T::zero(); n];
+                        for i in blk * ROW_BLOCK..((blk + 1) * ROW_BLOCK).min(n) {
+                            let offset = (b * n + i) * n;
+                            let p = &p_all[offset..offset + n];
+                            let g = &g_all[offset..offset + n];
+                            let sorted = s_row[perm[b * n + i]];
+                            let centre = dot(p, g);
+                            let weights = RowWeights {
+                                p,
+                                g,
+                                s: s_row,
+                                sorted,
+                                centre,
+                                inv_tau,
+                            };
+                            match distance {
+                                Distance::Abs => {
+                                    weights.write(&mut w, |u| Distance::Abs.derivative(u))
+                                }
+                                Distance::Squared => {
+                                    weights.write(&mut w, |u| Distance::Squared.derivative(u))
+                                }
+                            }
+                            for (c, &wj) in column.iter_mut().zip(&w) {
+                                *c -= wj;
+                            }
+                            sorted_grad[i - blk * ROW_BLOCK] = sum(&w);
+                        }
+                    },
+                )
             },
         );
 
@@ -234,5 +252,53 @@ impl<T: SortFloat> Op<T> for SoftSortOp<T> {
             }
         }
         Ok(vec![Some(Tensor::from_vec(grad, scores.shape().clone())?)])
+    }
+}
+
+/// Writes row `P[i, :]` for the sorted score `ŝ_i = s[sorted_index]`.
+#[inline(always)]
+fn softsort_row<T: SortFloat>(
+    distance: Distance,
+    inv_tau: T,
+    s: &[T],
+    sorted_index: usize,
+    row: &mut [T],
+) {
+    let sorted = s[sorted_index];
+    match distance {
+        Distance::Abs => {
+            for (p, &x) in row.iter_mut().zip(s) {
+                *p = (-Distance::Abs.eval(sorted - x) * inv_tau).fast_exp();
+            }
+        }
+        Distance::Squared => {
+            for (p, &x) in row.iter_mut().zip(s) {
+                *p = (-Distance::Squared.eval(sorted - x) * inv_tau).fast_exp();
+            }
+        }
+    }
+    let scale = T::one() / sum(row);
+    for p in row.iter_mut() {
+        *p *= scale;
+    }
+}
+
+/// The inputs of the softmax backward of row `i`.
+struct RowWeights<'a, T> {
+    p: &'a [T],
+    g: &'a [T],
+    s: &'a [T],
+    sorted: T,
+    centre: T,
+    inv_tau: T,
+}
+
+impl<T: SortFloat> RowWeights<'_, T> {
+    /// Writes `w_j = −P_ij (G_ij − Σ_k G_ik P_ik) · d′(ŝ_i − s_j) / τ`.
+    #[inline(always)]
+    fn write(&self, w: &mut [T], derivative: impl Fn(T) -> T) {
+        for (((wj, &pj), &gj), &sj) in w.iter_mut().zip(self.p).zip(self.g).zip(self.s) {
+            *wj = -pj * (gj - self.centre) * derivative(self.sorted - sj) * self.inv_tau;
+        }
     }
 }
