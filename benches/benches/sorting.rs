@@ -12,7 +12,7 @@ use autograd::{Result, Tape, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use softsort_ops::{permutation_cross_entropy, Distance, NeuralSort, SoftSort, Sinkhorn};
+use softsort_ops::{permutation_cross_entropy, Distance, NeuralSort, Sinkhorn, SoftSort};
 
 const BATCH: usize = 20;
 
@@ -44,19 +44,30 @@ fn sorting(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("softsort_abs_tau1", n), &scores, |b, s| {
             b.iter(|| step(s, |v| SoftSort::new(1.0).apply(v)))
         });
-        group.bench_with_input(BenchmarkId::new("softsort_squared_tau0.1", n), &scores, |b, s| {
-            b.iter(|| step(s, |v| SoftSort::new(0.1).distance(Distance::Squared).apply(v)))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("softsort_squared_tau0.1", n),
+            &scores,
+            |b, s| {
+                b.iter(|| {
+                    step(s, |v| {
+                        SoftSort::new(0.1).distance(Distance::Squared).apply(v)
+                    })
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("neuralsort_tau1", n), &scores, |b, s| {
             b.iter(|| step(s, |v| NeuralSort::new(1.0).apply(v)))
         });
         // Sinkhorn takes n × n log-scores and runs 20 rounds forward and backward, 40 times
         // the exponentials of SoftSort, so it stops at n = 1000 to keep the run short.
         if n <= 1000 {
-            let log_scores = Tensor::<f32>::normal([BATCH, n, n], 0.0, 1.0, &mut rng).expect("valid shape");
-            group.bench_with_input(BenchmarkId::new("sinkhorn_tau1_20it", n), &log_scores, |b, x| {
-                b.iter(|| step(x, |v| Ok(Sinkhorn::new(1.0).apply(v)?.0)))
-            });
+            let log_scores =
+                Tensor::<f32>::normal([BATCH, n, n], 0.0, 1.0, &mut rng).expect("valid shape");
+            group.bench_with_input(
+                BenchmarkId::new("sinkhorn_tau1_20it", n),
+                &log_scores,
+                |b, x| b.iter(|| step(x, |v| Ok(Sinkhorn::new(1.0).apply(v)?.0))),
+            );
         }
     }
     group.finish();

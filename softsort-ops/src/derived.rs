@@ -2,7 +2,6 @@
 
 use autograd::{BackwardArgs, Error, Float, Op, Result, Tensor, Var};
 
-use crate::error::check_finite;
 use crate::kernels::zeroed;
 
 /// Splits the dims of `P` into `(leading batch count, n)`, checking that `P` is square.
@@ -163,7 +162,7 @@ pub const LOG_OFFSET: f64 = 1e-20;
 /// # Errors
 /// [`Error::Shape`] if `P` is not `[..., n, n]` or `target_shape` is not its leading axes
 /// plus `n` or disagrees with `targets.len()`; [`Error::InvalidArgument`] for a target
-/// index `≥ n`, or for non-finite values in `P`.
+/// index `≥ n`, or for a picked entry of `P` that is negative or not finite.
 pub fn permutation_cross_entropy<'t, T: Float>(
     p: Var<'t, T>,
     targets: &[usize],
@@ -193,7 +192,19 @@ pub fn permutation_cross_entropy<'t, T: Float>(
             format!("every target must be a column index below n = {n}"),
         ));
     }
-    check_finite(OP, "P", &value)?;
+    // Only the picked entries enter the loss, so only they are checked.
+    let data = value.data();
+    for (row, &t) in targets.iter().enumerate() {
+        let picked = data[row * n + t];
+        if !(picked.is_finite() && picked >= T::zero()) {
+            return Err(Error::invalid(
+                OP,
+                "P",
+                format!("{picked} at row {row}, column {t}"),
+                "the entries the targets pick must be finite probabilities (≥ 0)",
+            ));
+        }
+    }
     p.tape().apply(
         CrossEntropy {
             targets: targets.to_vec(),

@@ -33,7 +33,7 @@ impl SortFloat for f32 {
         // 1.5 · 2^23: adding it rounds to an integer, kept in the low mantissa bits.
         const MAGIC: f32 = 12_582_912.0;
         const LOW: f32 = -87.0;
-        let x = self.max(LOW).min(88.0);
+        let x = self.clamp(LOW, 88.0);
         let t = x * LOG2E + MAGIC;
         let k = t - MAGIC;
         let r = x - k * LN2_HI - k * LN2_LO;
@@ -65,7 +65,7 @@ impl SortFloat for f64 {
         // 1.5 · 2^52: adding it rounds to an integer, kept in the low mantissa bits.
         const MAGIC: f64 = 6_755_399_441_055_744.0;
         const LOW: f64 = -708.0;
-        let x = self.max(LOW).min(709.0);
+        let x = self.clamp(LOW, 709.0);
         let t = x * LOG2E + MAGIC;
         let k = t - MAGIC;
         let r = x - k * LN2_HI - k * LN2_LO;

@@ -113,46 +113,6 @@ pub(crate) fn sum_blocks<T: Float>(
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sort_permutation_breaks_ties_by_index() {
-        let s = [1.0, 3.0, 1.0, 3.0, 0.0];
-        let mut perm = [0; 5];
-        sort_permutation(&s, true, &mut perm);
-        assert_eq!(perm, [1, 3, 0, 2, 4]);
-        sort_permutation(&s, false, &mut perm);
-        assert_eq!(perm, [4, 0, 2, 1, 3]);
-    }
-
-    #[test]
-    fn reductions_match_naive_loops() {
-        let x: Vec<f64> = (0..37).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
-        let y: Vec<f64> = (0..37).map(|i| (i % 5) as f64).collect();
-        assert_eq!(sum(&x), x.iter().sum::<f64>());
-        assert_eq!(
-            dot(&x, &y),
-            x.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>()
-        );
-        assert_eq!(max(&x), 5.0);
-        assert_eq!(max(&[-3.0f32]), -3.0);
-    }
-
-    #[test]
-    fn all_finite_finds_every_non_finite_position() {
-        for position in 0..19 {
-            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-                let mut x = vec![1e300; 19];
-                assert!(all_finite(&x));
-                x[position] = bad;
-                assert!(!all_finite(&x), "{bad} at {position}");
-            }
-        }
-    }
-}
-
 /// Builds the permutation matrices `[batch, n, n]` with a one in row `i`, column `perm[i]` of
 /// each batch element (`perm` holds `batch · n` column indices).
 pub(crate) fn one_hot_rows<T: Float>(perm: &[usize], n: usize) -> Vec<T> {
@@ -208,7 +168,7 @@ fn advise_huge_pages<T>(buffer: &[T]) {
     }
 }
 
-/// Returns whether every element is finite, in one vectorisable pass: `x − x` is 0 for finite
+/// Returns whether every element is finite, in one vectorisable pass: `0 · x` is 0 for finite
 /// `x` and NaN for infinities and NaN, and a NaN survives the sum.
 pub(crate) fn all_finite<T: Float>(x: &[T]) -> bool {
     let mut acc = [T::zero(); 8];
@@ -216,8 +176,48 @@ pub(crate) fn all_finite<T: Float>(x: &[T]) -> bool {
     let rest = chunks.remainder();
     for c in chunks {
         for lane in 0..8 {
-            acc[lane] += c[lane] - c[lane];
+            acc[lane] += c[lane] * T::zero();
         }
     }
-    acc.iter().chain(rest).all(|v| (*v - *v) == T::zero())
+    acc.iter().chain(rest).all(|v| *v * T::zero() == T::zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_permutation_breaks_ties_by_index() {
+        let s = [1.0, 3.0, 1.0, 3.0, 0.0];
+        let mut perm = [0; 5];
+        sort_permutation(&s, true, &mut perm);
+        assert_eq!(perm, [1, 3, 0, 2, 4]);
+        sort_permutation(&s, false, &mut perm);
+        assert_eq!(perm, [4, 0, 2, 1, 3]);
+    }
+
+    #[test]
+    fn reductions_match_naive_loops() {
+        let x: Vec<f64> = (0..37).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+        let y: Vec<f64> = (0..37).map(|i| (i % 5) as f64).collect();
+        assert_eq!(sum(&x), x.iter().sum::<f64>());
+        assert_eq!(
+            dot(&x, &y),
+            x.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>()
+        );
+        assert_eq!(max(&x), 5.0);
+        assert_eq!(max(&[-3.0f32]), -3.0);
+    }
+
+    #[test]
+    fn all_finite_finds_every_non_finite_position() {
+        for position in 0..19 {
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let mut x = vec![1e300; 19];
+                assert!(all_finite(&x));
+                x[position] = bad;
+                assert!(!all_finite(&x), "{bad} at {position}");
+            }
+        }
+    }
 }

@@ -131,7 +131,7 @@ proptest! {
     fn softsort_matches_composition((scores, tau) in scores_case(), squared in any::<bool>(), ascending in any::<bool>(), seed in any::<u64>()) {
         let distance = if squared { Distance::Squared } else { Distance::Abs };
         let op = SoftSort::new(tau).distance(distance).ascending(ascending);
-        let fused = value_and_grads(&[scores.clone()], seed, |v| op.apply(v[0]));
+        let fused = value_and_grads(std::slice::from_ref(&scores), seed, |v| op.apply(v[0]));
         let composed = value_and_grads(&[scores], seed, |v| softsort_composed(v[0], tau, distance, !ascending));
         assert_same(fused, composed, "softsort");
     }
@@ -139,7 +139,7 @@ proptest! {
     #[test]
     fn neuralsort_matches_composition((scores, tau) in scores_case(), ascending in any::<bool>(), seed in any::<u64>()) {
         let op = NeuralSort::new(tau).ascending(ascending);
-        let fused = value_and_grads(&[scores.clone()], seed, |v| op.apply(v[0]));
+        let fused = value_and_grads(std::slice::from_ref(&scores), seed, |v| op.apply(v[0]));
         let composed = value_and_grads(&[scores], seed, |v| neuralsort_composed(v[0], tau, !ascending));
         assert_same(fused, composed, "neuralsort");
     }
@@ -154,7 +154,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let op = Sinkhorn::new(tau).iterations(iterations);
-        let fused = value_and_grads(&[x.clone()], seed, |v| Ok(op.apply(v[0])?.0));
+        let fused = value_and_grads(std::slice::from_ref(&x), seed, |v| Ok(op.apply(v[0])?.0));
         let composed = value_and_grads(&[x], seed, |v| sinkhorn_composed(v[0], tau, iterations));
         assert_same(fused, composed, "sinkhorn");
     }
@@ -186,7 +186,7 @@ proptest! {
             one_hot[r * n + t] = 1.0;
         }
         let one_hot = Tensor::from_vec(one_hot, p.dims().to_vec()).unwrap();
-        let fused = value_and_grads(&[p.clone()], 0, |v| permutation_cross_entropy(v[0], &targets, &row_dims));
+        let fused = value_and_grads(std::slice::from_ref(&p), 0, |v| permutation_cross_entropy(v[0], &targets, &row_dims));
         let composed = value_and_grads(&[p], 0, |v| {
             let picked = v[0].add_scalar(1e-20)?.log()?.mul(v[0].tape().constant(one_hot.clone()))?;
             reshape(picked.sum()?.mul_scalar(-1.0 / rows as f64)?, vec![])

@@ -129,7 +129,7 @@ proptest! {
     #[test]
     fn soft_ranks_and_top_k_gradient((p, n) in matrix_case(), k_fraction in 0.0f64..1.0) {
         let k = 1 + ((n - 1) as f64 * k_fraction) as usize;
-        grad_check().check("soft_ranks", &[p.clone()], |_, v| soft_ranks(v[0])).unwrap();
+        grad_check().check("soft_ranks", std::slice::from_ref(&p), |_, v| soft_ranks(v[0])).unwrap();
         grad_check().check("top_k_mask", &[p], |_, v| top_k_mask(v[0], k)).unwrap();
     }
 

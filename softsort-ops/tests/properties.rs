@@ -13,10 +13,13 @@ use softsort_ops::{
 };
 
 /// The relaxed permutation of each soft operator, by name.
-fn soft_operators() -> Vec<(
-    &'static str,
-    Box<dyn for<'t> Fn(Var<'t, f64>, f64) -> autograd::Result<Var<'t, f64>>>,
-)> {
+/// A relaxed-permutation operator with its temperature as an argument.
+type SoftOperator = Box<dyn for<'t> Fn(Var<'t, f64>, f64) -> autograd::Result<Var<'t, f64>>>;
+
+/// An operator at a fixed temperature, generic over the float type.
+type FixedOperator<T> = Box<dyn for<'t> Fn(Var<'t, T>) -> autograd::Result<Var<'t, T>>>;
+
+fn soft_operators() -> Vec<(&'static str, SoftOperator)> {
     vec![
         (
             "softsort abs",
@@ -300,10 +303,7 @@ fn check_extreme<T: SortFloat>() {
         Tensor::<T>::uniform([2, 12, 12], T::from_f64(-1e4), T::from_f64(1e4), &mut rng).unwrap();
     let weights =
         Tensor::<T>::uniform([3, 40, 40], T::from_f64(-1.0), T::from_f64(1.0), &mut rng).unwrap();
-    let ops: Vec<(
-        &str,
-        Box<dyn for<'t> Fn(Var<'t, T>) -> autograd::Result<Var<'t, T>>>,
-    )> = vec![
+    let ops: Vec<(&str, FixedOperator<T>)> = vec![
         ("softsort abs", Box::new(|s| SoftSort::new(1e-3).apply(s))),
         (
             "softsort squared",
