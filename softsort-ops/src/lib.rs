@@ -5,7 +5,7 @@
 //! # Convention
 //!
 //! Scores have shape `[..., n]`: any leading batch axes (or none) and `n ≥ 1` elements to
-//! sort. A relaxed permutation matrix `P` has shape `[..., n, n]`; row `i` is sorted position
+//! sort. A relaxed permutation matrix `P` has shape `[..., n, n]`. Row `i` is sorted position
 //! `i` and column `j` is input element `j`, so `P · s` approximates `s` sorted in
 //! **descending** order (each operator has an `ascending` option that flips it). Every row of
 //! SoftSort and NeuralSort sums to 1; Sinkhorn's rows and columns sum to 1 up to its reported
@@ -47,9 +47,10 @@
 //! the rejected value, for example `softsort: invalid temperature = -0.5: must be positive
 //! and finite`.
 //!
-//! Kernels run in parallel over batch elements and rows (through
-//! [`autograd::parallel::for_each_row`]) above a size threshold; backward passes accumulate
-//! column sums per fixed block of rows, so results are bit-identical for any thread count.
+//! Kernels run in parallel (through [`autograd::parallel::for_each_row`]) above a size
+//! threshold: SoftSort and NeuralSort over batch elements and rows, Sinkhorn over matrices.
+//! Backward passes accumulate column sums per fixed block of rows, so results are
+//! bit-identical for any thread count.
 
 mod derived;
 mod distance;
