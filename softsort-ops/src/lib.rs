@@ -43,6 +43,23 @@
 //! treated as a tie, and the difference `ŝ_i − s_j` carries an absolute rounding error of
 //! that size, which the temperature divides. In `f64` the gap is about `2.2e-16 · |s|`.
 //!
+//! ```
+//! use autograd::{Tape, Tensor};
+//! use softsort_ops::SoftSort;
+//!
+//! // 1e4 + 1e-4 rounds to 1e4 in f32, so the two scores tie and share both rows.
+//! let tape = Tape::<f32>::new();
+//! let s = tape.constant(Tensor::from_vec(vec![1e4, 1e4 + 1e-4], [2])?);
+//! assert_eq!(SoftSort::new(1e-6).apply(s)?.value().to_vec(), vec![0.5; 4]);
+//!
+//! // In f64 they stay apart, and a small enough temperature separates them.
+//! let tape = Tape::<f64>::new();
+//! let s = tape.constant(Tensor::from_vec(vec![1e4, 1e4 + 1e-4], [2])?);
+//! let p = SoftSort::new(1e-6).apply(s)?.value();
+//! assert!(p.get(&[0, 1]).unwrap() > 0.999 && p.get(&[0, 0]).unwrap() < 1e-40);
+//! # Ok::<(), autograd::Error>(())
+//! ```
+//!
 //! Errors are [`autograd::Error`] values whose messages name the operator, the argument and
 //! the rejected value, for example `softsort: invalid temperature = -0.5: must be positive
 //! and finite`.
