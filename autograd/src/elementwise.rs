@@ -276,6 +276,9 @@ impl<T: Float> Op<T> for Unary {
     }
 }
 
+// The operator methods return `Result` because broadcasting can fail, so they cannot be the
+// `std::ops` traits.
+#[allow(clippy::should_implement_trait)]
 impl<'t, T: Float> Var<'t, T> {
     fn binary(self, kind: BinaryKind, other: Var<'t, T>) -> Result<Var<'t, T>> {
         self.tape.apply(Binary(kind), &[self, other])

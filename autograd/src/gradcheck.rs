@@ -268,7 +268,7 @@ impl GradCheck {
         let diff = if diff.is_nan() { f64::INFINITY } else { diff };
         report.max_abs_error = report.max_abs_error.max(diff);
         let excess = diff - (self.atol + self.rtol * numeric.abs());
-        if excess > 0.0 && worst.as_ref().is_none_or(|w| excess > w.0) {
+        if excess > 0.0 && worst.as_ref().map_or(true, |w| excess > w.0) {
             *worst = Some((excess, location, numeric, analytic));
         }
     }
@@ -382,7 +382,7 @@ mod tests {
     fn correct_backward_passes_both_modes() {
         let x = Tensor::from_vec(vec![0.5, -1.5, 2.5], [3]).unwrap();
         let full = GradCheck::default()
-            .check("exp", &[x.clone()], |_, v| v[0].exp())
+            .check("exp", std::slice::from_ref(&x), |_, v| v[0].exp())
             .unwrap();
         assert!(full.full_jacobian);
         assert_eq!(full.compared, 9);

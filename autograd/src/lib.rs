@@ -20,25 +20,39 @@
 //! Kernels split work by problem size, never by thread count, so results are bit-identical for
 //! any size of the rayon thread pool.
 
+mod concat;
+mod conv;
+mod dropout;
 mod elementwise;
 mod error;
 mod float;
 mod gradcheck;
+mod im2col;
+mod indexing;
+mod layout;
 mod matmul;
+pub mod nn;
 mod op;
 pub mod parallel;
+mod pool;
 mod reduce;
 mod shape;
+mod softmax;
+mod sort;
 mod tape;
 mod tensor;
 
+pub use concat::{concat, stack};
+pub use conv::Padding;
 pub use elementwise::{broadcast_tensor, broadcast_zip};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gradcheck::{CheckedFn, GradCheck, GradCheckError, GradCheckReport};
+pub use indexing::IndexTensor;
 pub use matmul::matmul_tensors;
 pub use op::{BackwardArgs, Op};
 pub use reduce::{reduce_axis, sum_to_shape};
 pub use shape::{broadcast_shapes, broadcast_strides, Shape};
+pub use sort::argsort;
 pub use tape::{Gradients, NoGradGuard, Tape, Var};
 pub use tensor::Tensor;

@@ -47,7 +47,7 @@ fn gemm<T: Float>(a: &[T], av: MatrixView, b: &[T], bv: MatrixView, beta: T, c: 
         return;
     }
     if av.cols == 0 {
-        c.iter_mut().for_each(|x| *x = *x * beta);
+        c.iter_mut().for_each(|x| *x *= beta);
         return;
     }
     // SAFETY: the views address only elements inside `a` and `b` (their extents are checked by

@@ -265,7 +265,9 @@ impl<T: Float> Tape<T> {
         let mut pending: Vec<Option<Tensor<T>>> = vec![None; loss.id + 1];
         pending[loss.id] = Some(Tensor::ones(root.value.shape().clone()));
         let mut leaves = HashMap::new();
-        for (id, node) in nodes.iter().enumerate().take(loss.id + 1) {
+        // Every trainable leaf gets an entry, including those recorded after the loss, so that
+        // a parameter the loss does not use has a zero gradient as `Gradients::get` documents.
+        for (id, node) in nodes.iter().enumerate() {
             if node.requires_grad && node.op.is_none() {
                 leaves.insert(id, Tensor::zeros(node.value.shape().clone()));
             }

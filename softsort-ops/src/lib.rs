@@ -2,6 +2,10 @@
 //! and Sinkhorn, their Gumbel (stochastic) and straight-through (hard) variants, and the
 //! quantities derived from a relaxed permutation matrix.
 //!
+//! The [`fast`] module computes products with the absolute-distance SoftSort matrix in
+//! O(n log n) without forming it; the operators here form `P` in O(n²) and cover every
+//! variant.
+//!
 //! # Convention
 //!
 //! Scores have shape `[..., n]`: any leading batch axes (or none) and `n ≥ 1` elements to
@@ -72,6 +76,7 @@
 mod derived;
 mod distance;
 mod error;
+pub mod fast;
 mod float;
 mod gumbel;
 pub mod hungarian;

@@ -1,0 +1,422 @@
+//! 2-D convolution (cross-correlation, as in every deep-learning library) lowered to GEMM.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::im2col::{col2im_add, im2col, ConvGeometry};
+use crate::op::{BackwardArgs, Op};
+use crate::parallel::PARALLEL_THRESHOLD;
+use crate::tape::Var;
+use crate::tensor::Tensor;
+
+/// The zero padding of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Padding {
+    /// `height` zero rows above and below, `width` zero columns left and right.
+    Explicit {
+        /// Rows added at the top and at the bottom.
+        height: usize,
+        /// Columns added at the left and at the right.
+        width: usize,
+    },
+    /// `(k − 1)/2` zeros on each side for an odd kernel length `k`, so the output has
+    /// `ceil(H / stride)` rows and `ceil(W / stride)` columns.
+    ///
+    /// For stride 1 this is TensorFlow's `"SAME"` and PyTorch's `padding="same"`. For larger
+    /// strides the padding stays symmetric, whereas TensorFlow may pad one row or column more
+    /// at the bottom or right.
+    Same,
+    /// No padding (`"VALID"`).
+    #[default]
+    Valid,
+}
+
+impl Padding {
+    /// The same number of zeros on every side.
+    pub fn uniform(pad: usize) -> Self {
+        Padding::Explicit {
+            height: pad,
+            width: pad,
+        }
+    }
+
+    /// Resolves to (rows, columns) of padding for a `kernel_h × kernel_w` kernel.
+    fn resolve(self, kernel_h: usize, kernel_w: usize) -> Result<(usize, usize)> {
+        match self {
+            Padding::Explicit { height, width } => Ok((height, width)),
+            Padding::Valid => Ok((0, 0)),
+            Padding::Same => {
+                if kernel_h % 2 == 0 || kernel_w % 2 == 0 {
+                    return Err(Error::invalid(
+                        "conv2d",
+                        "padding",
+                        format!("Same with kernel {kernel_h}×{kernel_w}"),
+                        "same padding needs odd kernel lengths; use Padding::Explicit for even kernels",
+                    ));
+                }
+                Ok(((kernel_h - 1) / 2, (kernel_w - 1) / 2))
+            }
+        }
+    }
+}
+
+/// The largest number of batch chunks. Chunks are the unit of parallel work, and the weight
+/// gradient is summed chunk by chunk in index order, so the chunk length depends on the batch
+/// size alone and results do not depend on the number of threads.
+const MAX_CHUNKS: usize = 16;
+
+fn chunk_len(batch: usize) -> usize {
+    batch.div_ceil(MAX_CHUNKS).max(1)
+}
+
+/// Runs `f` on each item, in parallel when `parallel` is set.
+fn run_items<I: Send>(parallel: bool, items: Vec<I>, f: impl Fn(I) + Sync + Send) {
+    if parallel {
+        items.into_par_iter().for_each(f);
+    } else {
+        items.into_iter().for_each(f);
+    }
+}
+
+/// `c = alpha · a · b + beta · c` for row-major `c` (`m × n`) and strided `a` (`m × k`) and `b`
+/// (`k × n`), given as (pointer slice, row stride, column stride).
+#[allow(clippy::too_many_arguments)]
+fn gemm<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: (&[T], isize, isize),
+    b: (&[T], isize, isize),
+    beta: T,
+    c: &mut [T],
+) {
+    debug_assert_eq!(c.len(), m * n);
+    debug_assert!(a.0.len() >= m * k && b.0.len() >= k * n);
+    // SAFETY: every caller passes `a` and `b` slices holding at least the m·k and k·n elements
+    // their strides address (whole matrices laid out densely, possibly transposed), and `c` is
+    // a distinct, exclusively borrowed m × n buffer.
+    unsafe {
+        T::gemm(
+            m,
+            k,
+            n,
+            T::one(),
+            a.0.as_ptr(),
+            a.1,
+            a.2,
+            b.0.as_ptr(),
+            b.1,
+            b.2,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+struct Conv2d {
+    stride: usize,
+    padding: Padding,
+    geometry: Option<ConvGeometry>,
+}
+
+impl Conv2d {
+    fn check<T: Float>(&self, inputs: &[Tensor<T>]) -> Result<ConvGeometry> {
+        let (x, w) = (&inputs[0], &inputs[1]);
+        if x.ndim() != 4 || w.ndim() != 4 {
+            return Err(Error::shape(
+                "conv2d",
+                format!(
+                    "expected input [N, C, H, W] and weight [O, C, kH, kW], got {} and {}",
+                    x.shape(),
+                    w.shape()
+                ),
+            ));
+        }
+        let (xd, wd) = (x.dims(), w.dims());
+        if xd[1] != wd[1] {
+            return Err(Error::shape(
+                "conv2d",
+                format!(
+                    "the input has {} channels but the weight {} expects {}",
+                    xd[1],
+                    w.shape(),
+                    wd[1]
+                ),
+            ));
+        }
+        if let Some(b) = inputs.get(2) {
+            if b.dims() != [wd[0]] {
+                return Err(Error::shape(
+                    "conv2d",
+                    format!("the bias must have shape [{}], got {}", wd[0], b.shape()),
+                ));
+            }
+        }
+        if self.stride == 0 {
+            return Err(Error::invalid(
+                "conv2d",
+                "stride",
+                0,
+                "the stride must be at least 1",
+            ));
+        }
+        if wd[2] == 0 || wd[3] == 0 || wd[0] == 0 || wd[1] == 0 {
+            return Err(Error::shape(
+                "conv2d",
+                format!("the weight {} has an empty axis", w.shape()),
+            ));
+        }
+        let (pad_h, pad_w) = self.padding.resolve(wd[2], wd[3])?;
+        let (padded_h, padded_w) = (xd[2] + 2 * pad_h, xd[3] + 2 * pad_w);
+        if padded_h < wd[2] || padded_w < wd[3] {
+            return Err(Error::shape(
+                "conv2d",
+                format!(
+                    "the {}×{} kernel is larger than the padded {padded_h}×{padded_w} input of shape {}",
+                    wd[2],
+                    wd[3],
+                    x.shape()
+                ),
+            ));
+        }
+        Ok(ConvGeometry {
+            channels: xd[1],
+            height: xd[2],
+            width: xd[3],
+            kernel_h: wd[2],
+            kernel_w: wd[3],
+            stride: self.stride,
+            pad_h,
+            pad_w,
+            out_h: (padded_h - wd[2]) / self.stride + 1,
+            out_w: (padded_w - wd[3]) / self.stride + 1,
+        })
+    }
+}
+
+impl<T: Float> Op<T> for Conv2d {
+    fn name(&self) -> &str {
+        "conv2d"
+    }
+
+    fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
+        let g = self.check(inputs)?;
+        self.geometry = Some(g);
+        let (x, w) = (&inputs[0], &inputs[1]);
+        let (batch, out_channels) = (x.dims()[0], w.dims()[0]);
+        let (k, p) = (g.patch_len(), g.out_pixels());
+        let mut out = vec![T::zero(); batch * out_channels * p];
+        let image_out = out_channels * p;
+        if out.is_empty() {
+            return Tensor::from_vec(out, [batch, out_channels, g.out_h, g.out_w]);
+        }
+
+        let bias = inputs.get(2).map(|b| b.data());
+        let chunk = chunk_len(batch);
+        let parallel = batch > 1 && batch * image_out * k >= PARALLEL_THRESHOLD;
+        let items: Vec<(usize, &mut [T])> = out.chunks_mut(chunk * image_out).enumerate().collect();
+        run_items(parallel, items, |(chunk_index, out_chunk)| {
+            let mut cols = vec![T::zero(); k * p];
+            for (offset, y) in out_chunk.chunks_exact_mut(image_out).enumerate() {
+                let n = chunk_index * chunk + offset;
+                im2col(
+                    &g,
+                    &x.data()[n * g.image_len()..][..g.image_len()],
+                    &mut cols,
+                );
+                // y = W · cols (+ bias in every column of row o).
+                let beta = match bias {
+                    Some(b) => {
+                        for (row, &bo) in y.chunks_exact_mut(p).zip(b) {
+                            row.fill(bo);
+                        }
+                        T::one()
+                    }
+                    None => T::zero(),
+                };
+                gemm(
+                    out_channels,
+                    k,
+                    p,
+                    (w.data(), k as isize, 1),
+                    (&cols, p as isize, 1),
+                    beta,
+                    y,
+                );
+            }
+        });
+        Tensor::from_vec(out, [batch, out_channels, g.out_h, g.out_w])
+    }
+
+    // With G_n = ∂L/∂y_n as an O × P matrix per image:
+    //   ∂L/∂x_n = col2im(Wᵀ · G_n),  ∂L/∂W = Σ_n G_n · cols_nᵀ,  ∂L/∂b_o = Σ_n Σ_p G_n[o, p].
+    fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
+        let g = self.geometry.expect("forward ran before backward");
+        let (x, w, grad) = (&args.inputs[0], &args.inputs[1], args.grad_output);
+        let has_bias = args.inputs.len() == 3;
+        let (batch, out_channels) = (x.dims()[0], w.dims()[0]);
+        let (k, p) = (g.patch_len(), g.out_pixels());
+        let image_out = out_channels * p;
+        let (need_x, need_w) = (args.needs_grad[0], args.needs_grad[1]);
+        let need_b = has_bias && args.needs_grad[2];
+
+        let chunk = chunk_len(batch);
+        let chunks = batch.div_ceil(chunk);
+        let wk = w.numel();
+        let mut dx = vec![T::zero(); if need_x { x.numel() } else { 0 }];
+        let mut partial_w = vec![T::zero(); if need_w { chunks * wk } else { 0 }];
+        let mut partial_b = vec![T::zero(); if need_b { chunks * out_channels } else { 0 }];
+
+        struct Chunk<'a, T> {
+            index: usize,
+            dx: Option<&'a mut [T]>,
+            dw: Option<&'a mut [T]>,
+            db: Option<&'a mut [T]>,
+        }
+        let mut items: Vec<Chunk<T>> = (0..chunks)
+            .map(|index| Chunk {
+                index,
+                dx: None,
+                dw: None,
+                db: None,
+            })
+            .collect();
+        for (item, s) in items.iter_mut().zip(dx.chunks_mut(chunk * g.image_len())) {
+            item.dx = Some(s);
+        }
+        for (item, s) in items.iter_mut().zip(partial_w.chunks_mut(wk)) {
+            item.dw = Some(s);
+        }
+        for (item, s) in items.iter_mut().zip(partial_b.chunks_mut(out_channels)) {
+            item.db = Some(s);
+        }
+
+        let parallel = batch > 1 && batch * image_out * k >= PARALLEL_THRESHOLD;
+        run_items(parallel, items, |mut item| {
+            let mut cols = vec![T::zero(); k * p];
+            let first = item.index * chunk;
+            let last = (first + chunk).min(batch);
+            for n in first..last {
+                let gy = &grad.data()[n * image_out..][..image_out];
+                if let Some(dw) = item.dw.as_deref_mut() {
+                    let xn = &x.data()[n * g.image_len()..][..g.image_len()];
+                    im2col(&g, xn, &mut cols);
+                    // dW += G_n · cols_nᵀ, with cols_nᵀ (P × K) read through swapped strides.
+                    gemm(
+                        out_channels,
+                        p,
+                        k,
+                        (gy, p as isize, 1),
+                        (&cols, 1, p as isize),
+                        T::one(),
+                        dw,
+                    );
+                }
+                if let Some(db) = item.db.as_deref_mut() {
+                    for (b, row) in db.iter_mut().zip(gy.chunks_exact(p)) {
+                        *b += row.iter().copied().sum::<T>();
+                    }
+                }
+                if let Some(dx) = item.dx.as_deref_mut() {
+                    // dcols = Wᵀ · G_n, with Wᵀ (K × O) read through swapped strides.
+                    gemm(
+                        k,
+                        out_channels,
+                        p,
+                        (w.data(), 1, k as isize),
+                        (gy, p as isize, 1),
+                        T::zero(),
+                        &mut cols,
+                    );
+                    let dxn = &mut dx[(n - first) * g.image_len()..][..g.image_len()];
+                    col2im_add(&g, &cols, dxn);
+                }
+            }
+        });
+
+        let sum_chunks = |partials: Vec<T>, len: usize| -> Vec<T> {
+            let mut chunks = partials.chunks_exact(len);
+            let mut total = chunks
+                .next()
+                .map(<[T]>::to_vec)
+                .unwrap_or(vec![T::zero(); len]);
+            for part in chunks {
+                total.iter_mut().zip(part).for_each(|(t, &v)| *t += v);
+            }
+            total
+        };
+        let grad_x = need_x
+            .then(|| Tensor::from_vec(dx, x.shape().clone()))
+            .transpose()?;
+        let grad_w = need_w
+            .then(|| Tensor::from_vec(sum_chunks(partial_w, wk), w.shape().clone()))
+            .transpose()?;
+        let mut grads = vec![grad_x, grad_w];
+        if has_bias {
+            let grad_b = need_b
+                .then(|| Tensor::from_vec(sum_chunks(partial_b, out_channels), [out_channels]))
+                .transpose()?;
+            grads.push(grad_b);
+        }
+        Ok(grads)
+    }
+}
+
+impl<'t, T: Float> Var<'t, T> {
+    /// The 2-D convolution of `self` (`[N, C, H, W]`) with `weight` (`[O, C, kH, kW]`) plus an
+    /// optional `bias` (`[O]`), in PyTorch's layout and cross-correlation convention:
+    ///
+    /// `y[n, o, oy, ox] = b[o] + Σ_{c, i, j} W[o, c, i, j] · x̃[n, c, oy·s + i, ox·s + j]`
+    ///
+    /// where `x̃` is `x` with the zero padding of `padding` around each image and `s` is the
+    /// stride. The output is `[N, O, OH, OW]` with `OH = (H + 2pH − kH)/s + 1` (rounded down),
+    /// and likewise `OW`.
+    ///
+    /// Gradients, with `G = ∂L/∂y`:
+    /// `∂L/∂W[o, c, i, j] = Σ_{n, oy, ox} G[n, o, oy, ox] · x̃[n, c, oy·s + i, ox·s + j]`,
+    /// `∂L/∂b[o] = Σ_{n, oy, ox} G[n, o, oy, ox]`, and `∂L/∂x` is the transposed convolution of
+    /// `G` with `W`, restricted to the unpadded image.
+    ///
+    /// Each image is lowered with im2col to a `(C·kH·kW) × (OH·OW)` matrix and multiplied by
+    /// the weight viewed as `O × (C·kH·kW)`. Large batches run in parallel. The weight
+    /// gradient is summed over fixed batch chunks in order, so results are bit-identical for
+    /// any thread count.
+    ///
+    /// ```
+    /// use autograd::{Padding, Tape, Tensor};
+    ///
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.constant(Tensor::from_vec((1..=9).map(f64::from).collect(), [1, 1, 3, 3])?);
+    /// let w = tape.param(Tensor::ones([1, 1, 2, 2]));
+    /// let y = x.conv2d(w, None, 1, Padding::Valid)?; // sums of each 2×2 window
+    /// assert_eq!(y.value().to_vec(), vec![12.0, 16.0, 24.0, 28.0]);
+    /// let same = x.conv2d(tape.param(Tensor::ones([4, 1, 3, 3])), None, 1, Padding::Same)?;
+    /// assert_eq!(same.shape().dims(), &[1, 4, 3, 3]);
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for inputs that are not 4-D, a channel mismatch, a bias of the wrong
+    /// length or a kernel larger than the padded input; [`Error::InvalidArgument`] for stride 0
+    /// or same padding with an even kernel.
+    pub fn conv2d(
+        self,
+        weight: Var<'t, T>,
+        bias: Option<Var<'t, T>>,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Var<'t, T>> {
+        let op = Conv2d {
+            stride,
+            padding,
+            geometry: None,
+        };
+        match bias {
+            Some(b) => self.tape.apply(op, &[self, weight, b]),
+            None => self.tape.apply(op, &[self, weight]),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Linear and Conv2d layers: gradients against finite differences and the layer API.
+
+use autograd::nn::{init, Conv2d, Linear, Module, Params};
+use autograd::{GradCheck, Padding, Tape, Tensor};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The computation `Linear::forward` records: `x · W + b` with `b` broadcast over rows.
+    #[test]
+    fn linear_gradients_match_finite_differences(
+        batch in 1usize..4,
+        inputs in 1usize..5,
+        outputs in 1usize..4,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let x = Tensor::uniform([batch, inputs], -1.0, 1.0, &mut rng).unwrap();
+        let w = Tensor::uniform([inputs, outputs], -1.0, 1.0, &mut rng).unwrap();
+        let b = Tensor::uniform([outputs], -1.0, 1.0, &mut rng).unwrap();
+        let result = GradCheck::default().check("linear", &[x, w, b], |_, v| {
+            v[0].matmul(v[1])?.add(v[2])
+        });
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}
+
+#[test]
+fn linear_forward_records_matmul_plus_bias() {
+    let layer = Linear::from_parts(
+        Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2]).unwrap(),
+        Some(Tensor::from_vec(vec![0.5, -0.5], [2]).unwrap()),
+    )
+    .unwrap();
+    let tape = Tape::<f64>::new();
+    let params = Params::new(&tape, &layer);
+    let x = tape.constant(Tensor::from_vec(vec![1.0, 0.0, -1.0], [1, 3]).unwrap());
+    let y = layer.forward(&params, x).unwrap();
+    // [1, 0, −1] · W = [1 − 5, 2 − 6] = [−4, −4], plus the bias.
+    assert_eq!(y.value().to_vec(), vec![-3.5, -4.5]);
+    let grads = params.backward(y.sum().unwrap()).unwrap();
+    // ∂/∂W = xᵀ · 1 and ∂/∂b = 1.
+    assert_eq!(
+        grads.get("weight").unwrap().to_vec(),
+        vec![1.0, 1.0, 0.0, 0.0, -1.0, -1.0]
+    );
+    assert_eq!(grads.get("bias").unwrap().to_vec(), vec![1.0, 1.0]);
+}
+
+#[test]
+fn layers_validate_their_parts() {
+    assert!(Linear::<f32>::from_parts(Tensor::zeros([3]), None).is_err());
+    assert!(Linear::<f32>::from_parts(Tensor::zeros([3, 2]), Some(Tensor::zeros([3]))).is_err());
+    assert!(Linear::<f32>::new(0, 2, true, &mut StdRng::seed_from_u64(0)).is_err());
+    assert!(Conv2d::<f32>::from_parts(Tensor::zeros([2, 1, 3]), None, 1, Padding::Same).is_err());
+    assert!(Conv2d::<f32>::from_parts(
+        Tensor::zeros([2, 1, 3, 3]),
+        Some(Tensor::zeros([1])),
+        1,
+        Padding::Same
+    )
+    .is_err());
+    assert!(Conv2d::<f32>::new(
+        1,
+        2,
+        3,
+        0,
+        Padding::Same,
+        true,
+        &mut StdRng::seed_from_u64(0)
+    )
+    .is_err());
+}
+
+#[test]
+fn conv_layer_lists_and_uses_parameters() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let weight = init::truncated_normal([4, 2, 3, 3], 0.1, &mut rng).unwrap();
+    let layer =
+        Conv2d::from_parts(weight, Some(init::constant([4], 0.1)), 1, Padding::Same).unwrap();
+    let names: Vec<String> = layer
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["weight", "bias"]);
+    assert_eq!(layer.num_parameters(), 4 * 2 * 9 + 4);
+
+    let tape = Tape::<f64>::new();
+    let params = Params::new(&tape, &layer);
+    let x = tape.constant(Tensor::zeros([1, 2, 5, 5]));
+    let y = layer.forward(&params, x).unwrap();
+    assert_eq!(y.shape().dims(), &[1, 4, 5, 5]);
+    // A zero image leaves only the bias.
+    assert!(y.value().data().iter().all(|&v| (v - 0.1).abs() < 1e-15));
+}
+
+#[test]
+fn missing_parameter_is_named() {
+    let layer = Linear::<f64>::new(2, 2, false, &mut StdRng::seed_from_u64(0)).unwrap();
+    let tape = Tape::new();
+    let params = Params::new(&tape, &layer);
+    let err = params
+        .scope("encoder")
+        .get("weight")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"encoder.weight\""), "{err}");
+    assert!(err.contains("\"weight\""), "{err}");
+}

@@ -1,0 +1,205 @@
+//! `P · X` for NeuralSort, one row of `P` at a time.
+
+use autograd::{BackwardArgs, Float, Op, Result, Tensor};
+
+use super::apply::missing_forward;
+use super::batch::map_rows;
+use super::order::descending_order;
+use super::rowwise::{backward_rows, forward_rows};
+use super::validate::{check_arity, check_scores, check_tau, check_values};
+
+const NAME: &str = "rowwise_neuralsort_apply";
+
+/// `Y = P · X` for NeuralSort (Grover et al. 2019),
+/// `P[k, i] = softmax_i(((n + 1 − 2k) s_i − A_i)/τ)` for `k = 1..n` (row `k − 1` here) with
+/// `A_i = Σ_j |s_i − s_j|`, computed one row of `P` at a time: O(n·d) memory, O(n²·d) time.
+/// `A` takes O(n log n) through a sort.
+///
+/// Inputs: scores `s` of shape `[..., n]` and values `X` of shape `[..., n]` or `[..., n, d]`;
+/// the output has the shape of `X`.
+///
+/// Derivatives: with `g_ki = ∂L/∂ℓ_ki` from the row softmax (recomputed in the backward pass),
+/// `∂L/∂s_i += Σ_k g_ki (n + 1 − 2k)/τ`, `∂L/∂A_i = −Σ_k g_ki/τ`, and
+/// `∂L/∂s_m += Σ_j sign(s_m − s_j)(∂L/∂A_m + ∂L/∂A_j)` with `sign(0) = 0`, the derivative of
+/// `A`, again O(n log n) through the sort. `∂L/∂X_i = Σ_k P[k, i] Γ_k`.
+///
+/// Residuals: the sort order (4 bytes per score) and `A` (one element per score).
+///
+/// ```
+/// use autograd::{Tape, Tensor};
+/// use softsort_ops::fast::NeuralSortApply;
+///
+/// let tape = Tape::<f64>::new();
+/// let s = tape.param(Tensor::from_vec(vec![1.0, 3.0, 2.0], [3])?);
+/// let y = tape.apply(NeuralSortApply::new(1e-3), &[s, s])?.value().to_vec();
+/// assert!((y[0] - 3.0).abs() < 1e-9 && (y[1] - 2.0).abs() < 1e-9 && (y[2] - 1.0).abs() < 1e-9);
+/// # Ok::<(), autograd::Error>(())
+/// ```
+pub struct NeuralSortApply<T> {
+    tau: f64,
+    saved: Option<Saved<T>>,
+}
+
+struct Saved<T> {
+    order: Vec<u32>,
+    abs_dev: Vec<T>,
+}
+
+impl<T: Float> NeuralSortApply<T> {
+    /// Creates the op with temperature `tau` (checked in the forward pass: finite, > 0).
+    pub fn new(tau: f64) -> Self {
+        NeuralSortApply { tau, saved: None }
+    }
+}
+
+/// Computes `A_i = Σ_j |s_i − s_j|` given the descending sort order.
+///
+/// In sorted order `t`, `A_m = Σ_{l<m} (t_l − t_m) + Σ_{l>m} (t_m − t_l)`, and both parts are
+/// recurrences over the gaps between neighbours, `L_m = L_{m−1} + m (t_{m−1} − t_m)` and
+/// `R_m = R_{m+1} + (n − 1 − m)(t_m − t_{m+1})`: sums of non-negative terms, so no cancellation.
+fn absolute_deviations<T: Float>(s: &[T], order: &[u32]) -> Vec<T> {
+    let n = s.len();
+    let t: Vec<T> = order.iter().map(|&i| s[i as usize]).collect();
+    let mut left = vec![T::zero(); n];
+    for m in 1..n {
+        left[m] = left[m - 1] + T::from_f64(m as f64) * (t[m - 1] - t[m]);
+    }
+    let mut right = vec![T::zero(); n];
+    for m in (0..n.saturating_sub(1)).rev() {
+        right[m] = right[m + 1] + T::from_f64((n - 1 - m) as f64) * (t[m] - t[m + 1]);
+    }
+    let mut a = vec![T::zero(); n];
+    for (m, &i) in order.iter().enumerate() {
+        a[i as usize] = left[m] + right[m];
+    }
+    a
+}
+
+/// Adds to `grad_s` the derivative of `A` against the gradient `grad_a`:
+/// `∂L/∂s_m = Σ_j sign(s_m − s_j)(grad_a_m + grad_a_j)`, over tie groups in sorted order.
+fn absolute_deviations_vjp<T: Float>(s: &[T], order: &[u32], grad_a: &[T], grad_s: &mut [T]) {
+    let n = s.len();
+    let t: Vec<T> = order.iter().map(|&i| s[i as usize]).collect();
+    let g: Vec<T> = order.iter().map(|&i| grad_a[i as usize]).collect();
+    let total: T = g.iter().copied().sum();
+    let mut before = T::zero();
+    let mut a = 0;
+    while a < n {
+        let mut b = a;
+        while b + 1 < n && t[b + 1] == t[a] {
+            b += 1;
+        }
+        let group: T = g[a..=b].iter().copied().sum();
+        // Scores before the group are larger (sign −1), scores after it smaller (sign +1).
+        let after = total - before - group;
+        let larger = T::from_f64(a as f64);
+        let smaller = T::from_f64((n - 1 - b) as f64);
+        for m in a..=b {
+            grad_s[order[m] as usize] += g[m] * (smaller - larger) + after - before;
+        }
+        before += group;
+        a = b + 1;
+    }
+}
+
+/// Writes row `k` of the logits, `((n − 1 − 2k) s_i − A_i)/τ` for 0-based `k`.
+fn logits<T: Float>(s: &[T], abs_dev: &[T], tau: T, k: usize, buf: &mut [T]) {
+    let n = s.len();
+    let scale = T::from_f64(n as f64 - 1.0 - 2.0 * k as f64);
+    for ((b, &si), &ai) in buf.iter_mut().zip(s).zip(abs_dev) {
+        *b = (scale * si - ai) / tau;
+    }
+}
+
+impl<T: Float> Op<T> for NeuralSortApply<T> {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
+        check_arity(NAME, inputs, 2)?;
+        let tau = check_tau::<T>(NAME, self.tau)?;
+        let (rows, n) = check_scores(NAME, &inputs[0])?;
+        let d = check_values(NAME, "values", inputs[0].shape(), &inputs[1])?;
+        let s = inputs[0].data();
+        let x = inputs[1].data();
+
+        let results = map_rows(rows, n * n * (d + 2), |r| {
+            let s = &s[r * n..(r + 1) * n];
+            let order = descending_order(s);
+            let abs_dev = absolute_deviations(s, &order);
+            let y = forward_rows(n, d, &x[r * n * d..(r + 1) * n * d], |k, buf| {
+                logits(s, &abs_dev, tau, k, buf)
+            });
+            (y, order, abs_dev)
+        });
+
+        let mut out = Vec::with_capacity(rows * n * d);
+        let mut saved = Saved {
+            order: Vec::with_capacity(rows * n),
+            abs_dev: Vec::with_capacity(rows * n),
+        };
+        for (y, order, abs_dev) in results {
+            out.extend(y);
+            saved.order.extend(order);
+            saved.abs_dev.extend(abs_dev);
+        }
+        self.saved = Some(saved);
+        Tensor::from_vec(out, inputs[1].shape().clone())
+    }
+
+    fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
+        let saved = self.saved.as_ref().ok_or_else(|| missing_forward(NAME))?;
+        let tau = check_tau::<T>(NAME, self.tau)?;
+        let scores = &args.inputs[0];
+        let values = &args.inputs[1];
+        let n = *scores.dims().last().unwrap_or(&1);
+        let rows = scores.numel() / n;
+        let d = values.numel() / scores.numel();
+
+        let results = map_rows(rows, n * n * (d + 3), |r| {
+            let span = r * n..(r + 1) * n;
+            let wide = r * n * d..(r + 1) * n * d;
+            let s = &scores.data()[span.clone()];
+            let abs_dev = &saved.abs_dev[span.clone()];
+            let mut grad_s = vec![T::zero(); n];
+            let mut grad_a = vec![T::zero(); n];
+            let grad_x = backward_rows(
+                n,
+                d,
+                &values.data()[wide.clone()],
+                &args.output.data()[wide.clone()],
+                &args.grad_output.data()[wide],
+                |k, buf| logits(s, abs_dev, tau, k, buf),
+                |k, g| {
+                    let scale = T::from_f64(n as f64 - 1.0 - 2.0 * k as f64) / tau;
+                    for ((gs, ga), &gi) in grad_s.iter_mut().zip(grad_a.iter_mut()).zip(g) {
+                        *gs += gi * scale;
+                        *ga -= gi / tau;
+                    }
+                },
+            );
+            absolute_deviations_vjp(s, &saved.order[span], &grad_a, &mut grad_s);
+            (grad_s, grad_x)
+        });
+
+        let mut grad_s = Vec::with_capacity(rows * n);
+        let mut grad_x = Vec::with_capacity(rows * n * d);
+        for (gs, gx) in results {
+            grad_s.extend(gs);
+            grad_x.extend(gx);
+        }
+        Ok(vec![
+            if args.needs_grad[0] {
+                Some(Tensor::from_vec(grad_s, scores.shape().clone())?)
+            } else {
+                None
+            },
+            if args.needs_grad[1] {
+                Some(Tensor::from_vec(grad_x, values.shape().clone())?)
+            } else {
+                None
+            },
+        ])
+    }
+}

@@ -1,0 +1,135 @@
+//! The descending sort order of a row of scores, ties broken by increasing input index.
+
+use autograd::Float;
+
+/// Rows shorter than this use a comparison sort; longer ones a radix sort, which is several
+/// times faster for long rows. Both give the same order.
+const RADIX_MIN_LEN: usize = 2048;
+
+/// Bits per radix digit: 6 passes cover the 64-bit keys, with 2048 buckets each.
+const DIGIT_BITS: u32 = 11;
+
+/// Returns the permutation that sorts `scores` descending, ties broken by increasing index:
+/// `order[k]` is the input index of sorted position `k`.
+///
+/// The scores must be free of NaN (the ops reject non-finite scores before sorting). `-0.0`
+/// and `0.0` tie.
+pub(crate) fn descending_order<T: Float>(scores: &[T]) -> Vec<u32> {
+    if scores.len() < RADIX_MIN_LEN {
+        let mut order: Vec<u32> = (0..scores.len() as u32).collect();
+        // A stable sort keeps tied scores in index order.
+        order.sort_by(|&a, &b| {
+            scores[b as usize]
+                .partial_cmp(&scores[a as usize])
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        return order;
+    }
+    let keys: Vec<u64> = scores.iter().map(|s| descending_key(s.as_f64())).collect();
+    radix_sort(keys)
+}
+
+/// Maps a float to an integer whose ascending order is the float's descending order.
+///
+/// In the IEEE 754 bit layout, flipping the sign bit of a non-negative float and every bit of
+/// a negative one gives a key whose unsigned order is the float order. The final complement
+/// reverses that order.
+fn descending_key(x: f64) -> u64 {
+    let x = if x == 0.0 { 0.0 } else { x };
+    let bits = x.to_bits();
+    let ascending = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    !ascending
+}
+
+/// Sorts indices by `keys` ascending with a stable least-significant-digit radix sort, so equal
+/// keys keep index order.
+fn radix_sort(mut keys: Vec<u64>) -> Vec<u32> {
+    let n = keys.len();
+    let buckets = 1usize << DIGIT_BITS;
+    let passes = 64_u32.div_ceil(DIGIT_BITS) as usize;
+    let mask = (buckets - 1) as u64;
+
+    let mut counts = vec![0usize; passes * buckets];
+    for &key in &keys {
+        for p in 0..passes {
+            let digit = ((key >> (p as u32 * DIGIT_BITS)) & mask) as usize;
+            counts[p * buckets + digit] += 1;
+        }
+    }
+
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut keys_out = vec![0u64; n];
+    let mut order_out = vec![0u32; n];
+    for p in 0..passes {
+        let count = &mut counts[p * buckets..(p + 1) * buckets];
+        if count.contains(&n) {
+            continue; // every key has the same digit here: the pass would not move anything
+        }
+        let mut start = 0;
+        for c in count.iter_mut() {
+            let len = *c;
+            *c = start;
+            start += len;
+        }
+        let shift = p as u32 * DIGIT_BITS;
+        for i in 0..n {
+            let digit = ((keys[i] >> shift) & mask) as usize;
+            let slot = count[digit];
+            count[digit] += 1;
+            keys_out[slot] = keys[i];
+            order_out[slot] = order[i];
+        }
+        std::mem::swap(&mut keys, &mut keys_out);
+        std::mem::swap(&mut order, &mut order_out);
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores with many ties, both zeros and both signs, long enough for the radix sort.
+    fn awkward_scores(n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| match i % 7 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => -((i % 13) as f64) * 1e-300,
+                3 => (i % 11) as f64 * 1e5,
+                4 => -1e300,
+                _ => ((i * 7919) % 1000) as f64 * 0.37 - 185.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn radix_and_comparison_sort_agree() {
+        let s = awkward_scores(5000);
+        let radix = descending_order(&s);
+        let mut reference: Vec<u32> = (0..s.len() as u32).collect();
+        reference.sort_by(|&a, &b| s[b as usize].partial_cmp(&s[a as usize]).unwrap());
+        assert_eq!(radix, reference);
+    }
+
+    #[test]
+    fn f32_keys_sort_like_f64() {
+        let s: Vec<f32> = awkward_scores(3000).iter().map(|&x| x as f32).collect();
+        let radix = descending_order(&s);
+        let mut reference: Vec<u32> = (0..s.len() as u32).collect();
+        reference.sort_by(|&a, &b| s[b as usize].partial_cmp(&s[a as usize]).unwrap());
+        assert_eq!(radix, reference);
+    }
+
+    #[test]
+    fn short_rows_break_ties_by_index() {
+        assert_eq!(
+            descending_order(&[1.0, 3.0, 1.0, 3.0, -0.0, 0.0]),
+            vec![1, 3, 0, 2, 4, 5]
+        );
+    }
+}

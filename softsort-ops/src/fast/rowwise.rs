@@ -1,0 +1,82 @@
+//! `P · X` for a dense relaxed permutation matrix whose rows are softmaxes, computed one row
+//! of `P` at a time: O(n²·d) time, but O(n·d) memory instead of O(n²).
+//!
+//! The backward pass recomputes each row of `P` instead of storing it. For row `i` with
+//! `p = softmax(ℓ_i)`, `Y_i = Σ_j p_j X_j` and `Γ_i = ∂L/∂Y_i`:
+//! `∂L/∂X_j += p_j Γ_i` and `∂L/∂ℓ_ij = p_j (Γ_i · X_j − Γ_i · Y_i)`.
+
+use autograd::Float;
+
+/// Replaces `row` by `softmax(row)`, subtracting the maximum first so that nothing overflows.
+fn softmax_in_place<T: Float>(row: &mut [T]) {
+    let max = row.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
+    let mut sum = T::zero();
+    for x in row.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    // The maximum contributes exp(0) = 1, so sum ≥ 1.
+    for x in row.iter_mut() {
+        *x /= sum;
+    }
+}
+
+/// Computes `Y = P · X` for one batch row, where `logits(i, buf)` writes row `i` of the
+/// logits of `P` into `buf` (length n) and `X` is `n × d`.
+pub(crate) fn forward_rows<T: Float>(
+    n: usize,
+    d: usize,
+    x: &[T],
+    logits: impl Fn(usize, &mut [T]),
+) -> Vec<T> {
+    let mut p = vec![T::zero(); n];
+    let mut y = vec![T::zero(); n * d];
+    for i in 0..n {
+        logits(i, &mut p);
+        softmax_in_place(&mut p);
+        let out = &mut y[i * d..(i + 1) * d];
+        for (j, &pj) in p.iter().enumerate() {
+            for (o, &v) in out.iter_mut().zip(&x[j * d..(j + 1) * d]) {
+                *o += pj * v;
+            }
+        }
+    }
+    y
+}
+
+/// Runs the backward pass of [`forward_rows`] for one batch row: returns `∂L/∂X` and calls
+/// `logit_grad(i, g)` with `g_j = ∂L/∂ℓ_ij` for every row `i`.
+pub(crate) fn backward_rows<T: Float>(
+    n: usize,
+    d: usize,
+    x: &[T],
+    y: &[T],
+    gy: &[T],
+    logits: impl Fn(usize, &mut [T]),
+    mut logit_grad: impl FnMut(usize, &[T]),
+) -> Vec<T> {
+    let mut p = vec![T::zero(); n];
+    let mut g = vec![T::zero(); n];
+    let mut grad_x = vec![T::zero(); n * d];
+    for i in 0..n {
+        logits(i, &mut p);
+        softmax_in_place(&mut p);
+        let gy_i = &gy[i * d..(i + 1) * d];
+        let centre: T = gy_i
+            .iter()
+            .zip(&y[i * d..(i + 1) * d])
+            .map(|(&a, &b)| a * b)
+            .sum();
+        for (j, (&pj, gj)) in p.iter().zip(g.iter_mut()).enumerate() {
+            let xj = &x[j * d..(j + 1) * d];
+            let mut dot = T::zero();
+            for ((&gv, &xv), gx) in gy_i.iter().zip(xj).zip(&mut grad_x[j * d..(j + 1) * d]) {
+                dot += gv * xv;
+                *gx += pj * gv;
+            }
+            *gj = pj * (dot - centre);
+        }
+        logit_grad(i, &g);
+    }
+    grad_x
+}
