@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 
 /// The flags every experiment binary takes; binaries include them with
 /// `#[command(flatten)] common: CommonArgs`.
-#[derive(Clone, Debug, clap::Args, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args, Serialize, serde::Deserialize)]
 pub struct CommonArgs {
     /// Data folder that contains mnist/ (and fashion-mnist/), as filled by
     /// scripts/fetch-data.sh. Without it: $SOFTSORT_DATA, then a data/ folder found upwards
