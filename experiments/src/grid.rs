@@ -1,4 +1,4 @@
-//! The full experiment grid of the paper as shell commands, one run per line, to feed GNU
+//! The full experiment grid of the SoftSort paper (Prillo & Eisenschlos 2020) as shell commands, one run per line, to feed GNU
 //! parallel (`grid | parallel -j 2`) or a Slurm array (`sed -n "${SLURM_ARRAY_TASK_ID}p"`).
 //!
 //! Each experiment contributes a function from [`GridOptions`] to its command lines and an
@@ -77,7 +77,7 @@ pub fn grid_lines(options: &GridOptions, only: Option<&str>) -> Result<Vec<Strin
         .collect())
 }
 
-/// The common tail of a command line: data folder, output folder, seed and `--quiet`.
+/// Formats the common tail of a command line: data folder, output folder, seed and `--quiet`.
 pub fn common_flags(options: &GridOptions, experiment: &str, seed: usize) -> String {
     let mut flags = String::new();
     if let Some(data) = &options.data {
@@ -90,8 +90,8 @@ pub fn common_flags(options: &GridOptions, experiment: &str, seed: usize) -> Str
     flags
 }
 
-/// Table 1: every method and `n` of [`SORT_MNIST_LENGTHS`] with the paper's temperature, each
-/// repeated with seeds `0..repetitions`.
+/// Lists the runs of Table 1: every method and `n` of [`SORT_MNIST_LENGTHS`] with the
+/// temperature of [`default_tau`], each repeated with seeds `0..repetitions`.
 pub fn sort_mnist_lines(options: &GridOptions) -> Vec<String> {
     let binary = options.bin_dir.join("sort-mnist");
     let mut lines = Vec::new();

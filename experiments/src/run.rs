@@ -135,12 +135,12 @@ impl BestCheckpoint {
         BestCheckpoint { path, best: None }
     }
 
-    /// The checkpoint file.
+    /// Returns the checkpoint file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The best validation score offered so far.
+    /// Returns the best validation score offered so far.
     pub fn best_score(&self) -> Option<f64> {
         self.best
     }

@@ -1,4 +1,4 @@
-//! Prints the paper's experiment grid, one shell command per run.
+//! Prints the experiment grid of the SoftSort paper, one shell command per run.
 //!
 //! Example: `cargo build --release -p experiments && cargo run --release -p experiments --bin
 //! grid -- --data data | parallel -j 2`

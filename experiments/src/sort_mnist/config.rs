@@ -50,7 +50,7 @@ impl Method {
         Method::GumbelSinkhorn,
     ];
 
-    /// The name used on the command line and in result files, such as `det-softsort`.
+    /// Returns the name used on the command line and in result files, such as `det-softsort`.
     pub fn name(self) -> &'static str {
         match self {
             Method::DetSoftsort => "det-softsort",
@@ -83,8 +83,8 @@ impl fmt::Display for Method {
     }
 }
 
-/// The temperature of Table 4 of the SoftSort paper for sequences of length `n`: 1024 for
-/// `n ≤ 7` and 128 above.
+/// Returns the temperature of Table 4 of the SoftSort paper (Prillo & Eisenschlos 2020) for
+/// sequences of length `n`: 1024 for `n ≤ 7` and 128 above.
 pub fn default_tau(n: usize) -> f64 {
     if n <= 7 {
         1024.0
@@ -93,14 +93,14 @@ pub fn default_tau(n: usize) -> f64 {
     }
 }
 
-/// The settings of one run. The defaults are the paper's, except the number of steps (the
-/// paper trains for 100 epochs).
+/// The settings of one run. The defaults are those of the SoftSort paper, except the number
+/// of steps: the paper trains for 100 epochs.
 #[derive(Clone, Debug, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct Config {
     /// Sorting relaxation to train with.
     #[arg(long, value_enum, default_value_t = Method::DetSoftsort)]
     pub method: Method,
-    /// Length of each sequence of numbers (the paper uses 3, 5, 7, 9 and 15).
+    /// Length of each sequence of numbers (Table 1 uses 3, 5, 7, 9 and 15).
     #[arg(short, long, default_value_t = 3)]
     pub n: usize,
     /// Temperature τ of the relaxation [default: 1024 for n ≤ 7, 128 above].
@@ -170,12 +170,12 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The temperature: `tau` if set, else [`default_tau`] of `n`.
+    /// Returns the temperature: `tau` if set, else [`default_tau`] of `n`.
     pub fn temperature(&self) -> f64 {
         self.tau.unwrap_or_else(|| default_tau(self.n))
     }
 
-    /// The stem of the result and checkpoint file names, such as
+    /// Returns the stem of the result and checkpoint file names, such as
     /// `sort-mnist_det-softsort_n3_seed0`.
     pub fn file_stem(&self) -> String {
         format!(

@@ -3,7 +3,7 @@
 //!
 //! A CNN ([`ScoreCnn`](crate::cnn::ScoreCnn)) gives each of the `n` images of a sequence one
 //! score. A relaxed sorting operator turns the `n` scores into a soft permutation matrix `P`
-//! (`[n, n]`, row `i` is sorted position `i`), and the loss is the mean over rows of the
+//! (`[n, n]`, row `i` is sorted position `i`). The loss is the mean over rows of the
 //! cross-entropy between the true permutation (numbers in descending order) and
 //! `log(P + 1e-20)`. The metrics take the argmax of each row of `P`: "all correct" is the
 //! fraction of sequences whose whole permutation is right, "any correct" the fraction of

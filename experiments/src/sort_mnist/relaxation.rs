@@ -119,8 +119,8 @@ pub fn loss<'t>(p: Var<'t, f32>, permutations: &[usize]) -> Result<Var<'t, f32>>
 /// `−(1/(M·n)) Σ log P[i, π(i)]` with the SoftSort operator of `softsort_ops::fast`.
 ///
 /// It equals [`loss`] of the deterministic SoftSort `P` except where `P[i, π(i)]` is so small
-/// that the offset `1e-20` of [`loss`] matters, that is below about `1e-13` in `f32`: there
-/// this loss keeps growing with the score gap while [`loss`] stops near `46 = −ln 1e-20`.
+/// that the offset `1e-20` of [`loss`] matters, which is below about `1e-13` in `f32`. There
+/// this loss keeps growing with the score gap, while [`loss`] stops near `46 = −ln 1e-20`.
 ///
 /// # Errors
 /// As [`loss`], and the errors of [`SoftSortPermutationNll`].

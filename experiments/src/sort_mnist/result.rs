@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Config;
 
-/// The value of [`SortMnistResult::experiment`], which tells result files of this experiment
-/// apart from those of others.
+/// The value of [`SortMnistResult::experiment`], which distinguishes result files of this
+/// experiment from those of others.
 pub const EXPERIMENT: &str = "sort-mnist";
 
 /// One evaluation on the validation sequences during training.
@@ -61,7 +61,7 @@ pub struct SortMnistResult {
 }
 
 impl SortMnistResult {
-    /// A one-line summary for standard output.
+    /// Formats a one-line summary for standard output.
     pub fn summary(&self) -> String {
         let sample = if self.data_is_sample {
             " on the embedded sample"
