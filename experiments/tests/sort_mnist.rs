@@ -433,3 +433,42 @@ fn grid_options_reach_lines() {
     let message = grid_lines(&options, Some("nope")).unwrap_err().to_string();
     assert!(message.contains("sort-mnist"), "{message}");
 }
+
+#[derive(clap::Parser)]
+struct FlagParser {
+    #[command(flatten)]
+    config: Config,
+}
+
+#[test]
+fn flags_parse_into_config() {
+    use clap::Parser;
+
+    let parsed = FlagParser::parse_from([
+        "sort-mnist",
+        "--method",
+        "stoch-neuralsort",
+        "-n",
+        "9",
+        "--steps",
+        "40",
+        "--seed",
+        "3",
+        "--data",
+        "/data",
+        "--fast-loss",
+    ])
+    .config;
+    assert_eq!(parsed.method, Method::StochNeuralsort);
+    assert_eq!(parsed.n, 9);
+    assert_eq!(parsed.temperature(), 128.0);
+    assert_eq!(parsed.steps, 40);
+    assert_eq!(parsed.common.seed, 3);
+    assert_eq!(parsed.common.data, Some(PathBuf::from("/data")));
+    assert!(parsed.fast_loss);
+    assert_eq!(parsed.file_stem(), "sort-mnist_stoch-neuralsort_n9_seed3");
+
+    let defaults = FlagParser::parse_from(["sort-mnist"]).config;
+    assert_eq!(defaults, Config::default());
+    assert_eq!(defaults.temperature(), 1024.0);
+}

@@ -12,7 +12,7 @@ use experiments::run::log;
 /// Print one command line per run of the experiment grid (every method, n and repetition),
 /// for GNU parallel or a Slurm array.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// Print only this experiment's lines, such as sort-mnist.
     #[arg(long)]

@@ -11,7 +11,7 @@ use experiments::run::log;
 /// Print Table 1 (test accuracy per method and n, mean ± standard deviation over runs) from the
 /// JSON result files in a folder and its subfolders.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// Folder searched for *.json result files.
     #[arg(default_value = "results")]

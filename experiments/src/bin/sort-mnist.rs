@@ -10,7 +10,7 @@ use experiments::sort_mnist::{run, Config};
 
 /// Learn to sort four-digit handwritten numbers with SoftSort, NeuralSort or Sinkhorn.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(flatten)]
     config: Config,

@@ -33,7 +33,7 @@ pub enum Method {
     DetNeuralsort,
     /// NeuralSort of Gumbel-perturbed scores.
     StochNeuralsort,
-    /// Sinkhorn normalisation of the log-scores `a_i · s_j` (see [`log_alpha`](super::log_alpha)).
+    /// Sinkhorn normalisation of the log-scores `a_i · s_j` with fixed anchors `a_i`.
     Sinkhorn,
     /// Sinkhorn normalisation of Gumbel-perturbed log-scores.
     GumbelSinkhorn,
