@@ -153,8 +153,8 @@ pub fn aggregate(results: &[SortMnistResult]) -> Vec<Cell> {
 }
 
 /// Formats Table 1 as markdown: one row per method and training budget, one column per `n`,
-/// each cell `all-correct (any-correct)` as mean ± standard deviation over the runs, with the
-/// number of runs. The first row is the published deterministic NeuralSort.
+/// each cell `all-correct (any-correct)` as mean ± standard deviation over the runs (the value
+/// alone for one run), with the number of runs. The first row is the published deterministic NeuralSort.
 pub fn table1_markdown(cells: &[Cell]) -> String {
     let mut lengths: Vec<usize> = PUBLISHED_NEURALSORT.iter().map(|p| p.0).collect();
     lengths.extend(cells.iter().map(|c| c.n));
@@ -204,9 +204,15 @@ pub fn table1_markdown(cells: &[Cell]) -> String {
 
 fn format_cell(cell: &Cell) -> String {
     let sample = if cell.any_sample { "\\*" } else { "" };
-    let runs = if cell.runs == 1 { "run" } else { "runs" };
+    if cell.runs == 1 {
+        // A single run has no spread, so no "± 0.000" that would suggest one.
+        return format!(
+            "{:.3} ({:.3}), 1 run{sample}",
+            cell.all_correct.mean, cell.any_correct.mean
+        );
+    }
     format!(
-        "{:.3} ± {:.3} ({:.3} ± {:.3}), {} {runs}{sample}",
+        "{:.3} ± {:.3} ({:.3} ± {:.3}), {} runs{sample}",
         cell.all_correct.mean,
         cell.all_correct.std,
         cell.any_correct.mean,

@@ -374,7 +374,7 @@ fn report_aggregates_result_files() {
         "{table}"
     );
     assert!(
-        table.contains("| det-neuralsort, 100 steps | | 0.500 ± 0.000 (0.750 ± 0.000), 1 run |"),
+        table.contains("| det-neuralsort, 100 steps | | 0.500 (0.750), 1 run |"),
         "{table}"
     );
     assert!(
