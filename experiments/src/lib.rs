@@ -1,10 +1,12 @@
 //! Shared code of the experiment binaries: IDX reading, the MNIST and Fashion-MNIST datasets,
-//! the large-MNIST sorting task and its metrics.
+//! the large-MNIST sorting task and its metrics, and the differentiable kNN experiment.
 
 pub mod data_source;
 pub mod dataset;
 mod error;
 pub mod idx;
+pub mod knn;
+pub mod knn_cnn;
 pub mod labeled_images;
 pub mod large_mnist;
 pub mod metrics;
