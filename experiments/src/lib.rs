@@ -1,6 +1,8 @@
 //! Shared code of the experiment binaries: IDX reading, the MNIST and Fashion-MNIST datasets,
-//! the large-MNIST sorting task and its metrics, and the differentiable kNN experiment.
+//! the large-MNIST sorting task and its metrics, the score CNN, the differentiable kNN
+//! experiment, and the run helpers (flags, output files, progress bar, checkpoints).
 
+pub mod cnn;
 pub mod data_source;
 pub mod dataset;
 mod error;
@@ -10,6 +12,7 @@ pub mod knn_cnn;
 pub mod labeled_images;
 pub mod large_mnist;
 pub mod metrics;
+pub mod run;
 pub mod sample;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
