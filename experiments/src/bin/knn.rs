@@ -7,12 +7,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use experiments::knn::{train_and_test, KnnConfig, KnnOutcome, Sorter};
+use experiments::run::{create_output_dir, log, progress_bar, show_loss, write_json, CommonArgs};
 use experiments::{Dataset, DatasetKind};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 /// The dataset flag's values.
@@ -42,20 +42,8 @@ struct Args {
     /// Dataset to train and test on.
     #[arg(long, value_enum, default_value = "mnist")]
     dataset: DatasetArg,
-    /// Data folder that contains mnist/ and fashion-mnist/, as filled by
-    /// scripts/fetch-data.sh. Without it: $SOFTSORT_DATA, then a data/ folder found upwards
-    /// from the current folder, then (MNIST only) the small sample built into the binary.
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Output folder for the JSON result and the checkpoint; created if missing.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    out: PathBuf,
-    /// Seed of the initialisation and of the sampled batches.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Hide the progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    common: CommonArgs,
     /// Relaxed sorting operator.
     #[arg(long, value_enum, default_value = "softsort")]
     sorter: SorterArg,
@@ -107,7 +95,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("knn: {message}");
+            log(format!("error: {message}"));
             ExitCode::FAILURE
         }
     }
@@ -133,28 +121,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         validation_size: args.validation_size,
         reference_size: args.reference_size,
         test_size: args.test_size,
-        seed: args.seed,
+        seed: args.common.seed,
         ..KnnConfig::default()
     };
     config.validate()?;
-    let data = Dataset::load(kind, args.data.as_deref())?;
-    if !args.quiet {
-        eprintln!("knn: {}", data.summary());
+    let data = Dataset::load(kind, args.common.data.as_deref())?;
+    if !args.common.quiet {
+        log(data.summary());
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| {
-        format!(
-            "creating the output folder {} failed: {e}",
-            args.out.display()
-        )
-    })?;
+    let out = create_output_dir(&args.common.out)?;
     let stem = format!("knn-{}-{}-k{}", kind.dir_name(), config.sorter, config.k);
-    let checkpoint = args.out.join(format!("{stem}.safetensors"));
-    let json_path = args.out.join(format!("{stem}.json"));
+    let checkpoint = out.join(format!("{stem}.safetensors"));
+    let json_path = out.join(format!("{stem}.json"));
 
-    let bar = progress_bar(config.steps as u64, args.quiet);
+    let bar = progress_bar(config.steps as u64, args.common.quiet);
     let started = Instant::now();
     let outcome = train_and_test(&config, &data, &checkpoint, |_, loss| {
-        bar.set_message(format!("loss {loss:.3}"));
+        show_loss(&bar, loss);
         bar.inc(1);
     })?;
     bar.finish_and_clear();
@@ -167,10 +150,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         outcome: &outcome,
         checkpoint: checkpoint.clone(),
     };
-    let mut text = serde_json::to_string_pretty(&report)?;
-    text.push('\n');
-    std::fs::write(&json_path, text)
-        .map_err(|e| format!("writing {} failed: {e}", json_path.display()))?;
+    write_json(&json_path, &report)?;
     println!(
         "knn {} {} k={} tau={} steps={}: test accuracy {:.4} ({} test images, best validation {:.4} at step {}), {:.0} s, result {}",
         kind,
@@ -186,20 +166,4 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         json_path.display()
     );
     Ok(())
-}
-
-/// Builds the progress bar over the training steps, hidden with `--quiet`.
-fn progress_bar(steps: u64, hidden: bool) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(steps);
-    let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] {pos}/{len} steps, {per_sec}, {eta} left, {msg}",
-    )
-    .expect("the template is valid")
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.enable_steady_tick(Duration::from_millis(500));
-    bar
 }

@@ -4,9 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use autograd::nn::{
-    load_checkpoint, save_checkpoint, NamedGradients, Optimizer, Params, Sgd, SgdConfig,
-};
+use autograd::nn::{NamedGradients, Optimizer, Params, Sgd, SgdConfig};
 use autograd::Tape;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -19,6 +17,7 @@ use crate::knn::embed::{embed_all, images_to_tensor};
 use crate::knn::loss::{knn_loss, Sorter};
 use crate::knn_cnn::EmbeddingCnn;
 use crate::labeled_images::LabeledImages;
+use crate::run::BestCheckpoint;
 
 /// The settings of one differentiable kNN run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,7 +205,8 @@ pub fn train_and_test(
     })?;
 
     let mut evaluations = Vec::new();
-    let mut best: Option<(usize, f64)> = None;
+    let mut best = BestCheckpoint::new(checkpoint.to_path_buf());
+    let mut best_step = 0;
     let mut losses_since_eval = Vec::new();
     let mut train_seconds = 0.0;
     let mut eval_seconds = 0.0;
@@ -237,16 +237,16 @@ pub fn train_and_test(
                 mean_loss,
                 validation_accuracy,
             });
-            if best.map_or(true, |(_, accuracy)| validation_accuracy > accuracy) {
-                save_checkpoint(checkpoint, &model, None)?;
-                best = Some((step, validation_accuracy));
+            if best.offer(validation_accuracy, &model)? {
+                best_step = step;
             }
         }
     }
 
-    let (best_step, best_validation_accuracy) =
-        best.expect("the last step is always evaluated, so a checkpoint exists");
-    load_checkpoint(checkpoint, &mut model, None)?;
+    let best_validation_accuracy = best
+        .best_score()
+        .expect("the last step is always evaluated, so a checkpoint exists");
+    best.restore(&mut model)?;
     let started = Instant::now();
     let test_accuracy = evaluate(&model, &reference, &test, config)?;
     eval_seconds += started.elapsed().as_secs_f64();
