@@ -47,7 +47,8 @@ struct Args {
     /// Relaxed sorting operator.
     #[arg(long, value_enum, default_value = "softsort")]
     sorter: SorterArg,
-    /// Number of neighbours k (the paper tries 1, 3, 5 and 9).
+    /// Number of neighbours k, in training and in the exact-kNN evaluation (the SoftSort paper
+    /// (Prillo & Eisenschlos 2020) tries 1, 3, 5 and 9).
     #[arg(long, default_value_t = 9)]
     k: usize,
     /// Temperature of the sorting operator.

@@ -32,7 +32,7 @@ impl Neighbour {
 /// Finds the `k` reference rows nearest to each query row by squared Euclidean distance.
 ///
 /// `queries` is `[Q, D]` and `reference` is `[R, D]`. The result holds `k` neighbours per
-/// query, query after query, each list ordered by distance; equal distances are ordered by
+/// query, query after query, each list ordered by distance. Equal distances are ordered by
 /// smaller reference index, so the result does not depend on the thread count. Distances are
 /// computed as `‖q‖² + ‖x‖² − 2 q·x` in `f32` and clamped at 0, so their rounding error is
 /// about `1e-7 · (‖q‖² + ‖x‖²)`, and neighbours closer than that may swap places.

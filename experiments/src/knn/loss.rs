@@ -96,7 +96,7 @@ pub fn negative_squared_distances<'t, T: SortFloat>(
 /// ```
 ///
 /// For `τ → 0` the mask is 1 on the `k` nearest neighbours of each query, so the loss tends
-/// to minus the mean number of same-label neighbours among them; its minimum is `−k`.
+/// to minus the mean number of same-label neighbours among them. Its minimum is `−k`.
 ///
 /// # Errors
 /// [`Error::Shape`] for embeddings that are not `[Q, D]` and `[N, D]` or label counts that

@@ -175,7 +175,7 @@ pub struct KnnOutcome {
 /// # Errors
 /// [`Error::InvalidArgument`] for settings rejected by [`KnnConfig::validate`], for a training
 /// set smaller than `queries + neighbours`, for a non-finite loss (the run diverged) and for
-/// a reference set smaller than `k`; checkpoint and tensor errors as they occur.
+/// a reference set smaller than `k`. Checkpoint and tensor errors are passed on.
 pub fn train_and_test(
     config: &KnnConfig,
     data: &Dataset,
