@@ -1,13 +1,18 @@
 //! Shared code of the experiment binaries: IDX reading, the MNIST and Fashion-MNIST datasets,
-//! the large-MNIST sorting task and its metrics.
+//! the large-MNIST sorting task and its metrics, the score CNN, the differentiable kNN
+//! experiment, and the run helpers (flags, output files, progress bar, checkpoints).
 
+pub mod cnn;
 pub mod data_source;
 pub mod dataset;
 mod error;
 pub mod idx;
+pub mod knn;
+pub mod knn_cnn;
 pub mod labeled_images;
 pub mod large_mnist;
 pub mod metrics;
+pub mod run;
 pub mod sample;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
