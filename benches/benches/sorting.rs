@@ -1,0 +1,77 @@
+//! Forward plus backward of each sorting operator on the speed task of the SoftSort paper
+//! (Prillo & Eisenschlos, 2020): a batch of 20 score vectors of length n, the relaxed
+//! permutation matrix `P`, and the loss `mean(1 − log diag P)`, i.e. one plus the row-wise
+//! cross-entropy with the identity as the target permutation. All in `f32`.
+//!
+//! Run with `cargo bench -p benches --bench sorting`; results are recorded in
+//! docs/benchmarks.md.
+
+use std::time::Duration;
+
+use autograd::{Result, Tape, Tensor, Var};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use softsort_ops::{permutation_cross_entropy, Distance, NeuralSort, Sinkhorn, SoftSort};
+
+const BATCH: usize = 20;
+
+/// One training step: the operator's forward pass, the loss and the backward pass.
+fn step(scores: &Tensor<f32>, op: impl for<'t> Fn(Var<'t, f32>) -> Result<Var<'t, f32>>) -> f32 {
+    let n = *scores.dims().last().expect("scores have a last axis");
+    let tape = Tape::new();
+    let s = tape.param(scores.clone());
+    let p = op(s).expect("the operator accepts the scores");
+    let rows = p.shape().numel() / n;
+    let identity: Vec<usize> = (0..rows).map(|r| r % n).collect();
+    let row_dims = &p.shape().dims()[..p.shape().ndim() - 1].to_vec();
+    let loss = permutation_cross_entropy(p, &identity, row_dims)
+        .and_then(|l| l.add_scalar(1.0))
+        .expect("the loss is defined");
+    let grads = tape.backward(loss).expect("the loss depends on the scores");
+    grads.get(s).expect("scores are a parameter").data()[0]
+}
+
+fn sorting(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sorting");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let mut rng = StdRng::seed_from_u64(0);
+    for n in [100, 500, 1000, 2000, 4000] {
+        let scores = Tensor::<f32>::normal([BATCH, n], 0.0, 1.0, &mut rng).expect("valid shape");
+        group.bench_with_input(BenchmarkId::new("softsort_abs_tau1", n), &scores, |b, s| {
+            b.iter(|| step(s, |v| SoftSort::new(1.0).apply(v)))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("softsort_squared_tau0.1", n),
+            &scores,
+            |b, s| {
+                b.iter(|| {
+                    step(s, |v| {
+                        SoftSort::new(0.1).distance(Distance::Squared).apply(v)
+                    })
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("neuralsort_tau1", n), &scores, |b, s| {
+            b.iter(|| step(s, |v| NeuralSort::new(1.0).apply(v)))
+        });
+        // Sinkhorn takes n × n log-scores and runs 20 rounds forward and backward, 40 times
+        // the exponentials of SoftSort, so it stops at n = 1000 to keep the run short.
+        if n <= 1000 {
+            let log_scores =
+                Tensor::<f32>::normal([BATCH, n, n], 0.0, 1.0, &mut rng).expect("valid shape");
+            group.bench_with_input(
+                BenchmarkId::new("sinkhorn_tau1_20it", n),
+                &log_scores,
+                |b, x| b.iter(|| step(x, |v| Ok(Sinkhorn::new(1.0).apply(v)?.0))),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sorting);
+criterion_main!(benches);

@@ -1,0 +1,86 @@
+//! Input checks shared by the operators.
+//!
+//! Every error is an [`autograd::Error`], so the operators compose with the engine's own ops
+//! under one error type. Messages name the operator, the argument and the rejected value, for
+//! example `softsort: invalid temperature = -0.5: must be positive and finite`.
+
+use autograd::{Error, Float, Result, Tensor};
+
+use crate::kernels::all_finite;
+
+/// Checks that a temperature (or another positive scale) is positive and finite.
+pub(crate) fn check_positive(op: &str, arg: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            arg,
+            value,
+            "must be positive and finite",
+        ))
+    }
+}
+
+/// Checks that every element is finite.
+pub(crate) fn check_finite<T: Float>(op: &str, arg: &str, t: &Tensor<T>) -> Result<()> {
+    if all_finite(t.data()) {
+        return Ok(());
+    }
+    match t.first_non_finite() {
+        None => Ok(()),
+        Some(index) => Err(Error::invalid(
+            op,
+            arg,
+            format!("{} at flat index {index}", t.data()[index]),
+            "every element must be finite; check the values upstream for overflow or NaN",
+        )),
+    }
+}
+
+/// Checks scores of shape `[..., n]` with `n ≥ 1` and finite elements; returns `(batch, n)`,
+/// where `batch` is the product of the leading axes.
+pub(crate) fn check_scores<T: Float>(op: &str, scores: &Tensor<T>) -> Result<(usize, usize)> {
+    let dims = scores.dims();
+    let Some(&n) = dims.last() else {
+        return Err(Error::shape(
+            op,
+            "scores must have at least one axis, [..., n]; got a scalar",
+        ));
+    };
+    if n == 0 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "scores of shape {} have no elements to sort (n = 0)",
+                scores.shape()
+            ),
+        ));
+    }
+    check_finite(op, "scores", scores)?;
+    Ok((scores.numel() / n, n))
+}
+
+/// Checks square matrices of shape `[..., n, n]` with `n ≥ 1` and finite elements; returns
+/// `(batch, n)`.
+pub(crate) fn check_square<T: Float>(op: &str, arg: &str, x: &Tensor<T>) -> Result<(usize, usize)> {
+    let dims = x.dims();
+    if dims.len() < 2 || dims[dims.len() - 1] != dims[dims.len() - 2] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "{arg} must have shape [..., n, n] (square in the last two axes), got {}",
+                x.shape()
+            ),
+        ));
+    }
+    let n = dims[dims.len() - 1];
+    if n == 0 {
+        return Err(Error::shape(
+            op,
+            format!("{arg} of shape {} is empty (n = 0)", x.shape()),
+        ));
+    }
+    check_finite(op, arg, x)?;
+    Ok((x.numel() / (n * n), n))
+}

@@ -1,0 +1,256 @@
+//! NeuralSort (Grover et al., 2019): `P[k, i] = softmax_i(((n + 1 − 2k) s_i − A_i)/τ)` with
+//! `A_i = Σ_j |s_i − s_j|`.
+
+use autograd::parallel::for_each_row;
+use autograd::{BackwardArgs, Op, Result, Tensor, Var};
+
+use crate::error::{check_positive, check_scores};
+use crate::float::SortFloat;
+use crate::gumbel::{perturb, Gumbel};
+use crate::kernels::{
+    dot, max, one_hot_rows, sort_permutation, square_shape, sum, sum_blocks, zeroed, ROW_BLOCK,
+};
+use crate::pairwise::{abs_row_sums, abs_row_sums_vjp};
+use crate::simd::dispatch;
+
+/// The NeuralSort operator and its settings.
+///
+/// For scores `s` of shape `[..., n]` it returns `P` of shape `[..., n, n]` with, for rows
+/// `k = 1..n`,
+///
+/// ```text
+/// P[k, i] = softmax_i(((n + 1 − 2k) s_i − A_i) / τ),   A_i = Σ_j |s_i − s_j|
+/// ```
+///
+/// (ascending order negates the coefficient `n + 1 − 2k`). `A` is computed in O(n log n)
+/// from a sort and prefix sums, accumulated in `f64`.
+///
+/// **Gradient.** With `G = ∂L/∂P` and `w_ki = P_ki (G_ki − Σ_l G_kl P_kl) / τ`:
+/// `∂L/∂s_i = Σ_k c_k w_ki + (∂A/∂s)ᵀ a` with `c_k = n + 1 − 2k` and `a_i = −Σ_k w_ki`.
+/// The VJP of `A` uses `∂A_i/∂s_i = #{j: s_j < s_i} − #{j: s_j > s_i}` and
+/// `∂A_i/∂s_j = −sign(s_i − s_j)`, evaluated in O(n log n) with counts and prefix sums of `a`.
+///
+/// ```
+/// use autograd::{Tape, Tensor};
+/// use softsort_ops::NeuralSort;
+///
+/// let tape = Tape::<f64>::new();
+/// let s = tape.param(Tensor::from_vec(vec![2.0, 0.0, 1.0], [3])?);
+/// let p = NeuralSort::new(1e-3).apply(s)?;
+/// assert_eq!(p.value().to_vec(), vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+/// # Ok::<(), autograd::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct NeuralSort {
+    tau: f64,
+    ascending: bool,
+    hard: bool,
+}
+
+impl NeuralSort {
+    /// Creates a NeuralSort with temperature `tau`, descending order and soft output. The
+    /// temperature is checked by [`NeuralSort::apply`].
+    pub fn new(tau: f64) -> Self {
+        NeuralSort {
+            tau,
+            ascending: false,
+            hard: false,
+        }
+    }
+
+    /// Sorts in ascending order instead of descending.
+    pub fn ascending(mut self, ascending: bool) -> Self {
+        self.ascending = ascending;
+        self
+    }
+
+    /// Selects the straight-through variant: the forward value is the exact permutation
+    /// matrix of the sort (ties broken by index, so always a valid permutation) and the
+    /// backward is the soft gradient.
+    pub fn hard(mut self, hard: bool) -> Self {
+        self.hard = hard;
+        self
+    }
+
+    /// Applies the operator to scores `[..., n]`, returning `P` of shape `[..., n, n]`.
+    ///
+    /// # Errors
+    /// [`autograd::Error::InvalidArgument`] for a temperature that is not positive and finite
+    /// or non-finite scores, [`autograd::Error::Shape`] for scalar scores or `n = 0`.
+    pub fn apply<'t, T: SortFloat>(&self, scores: Var<'t, T>) -> Result<Var<'t, T>> {
+        check_positive("neuralsort", "temperature", self.tau)?;
+        check_scores("neuralsort", &scores.value())?;
+        let op = NeuralSortOp {
+            inv_tau: T::from_f64(1.0 / self.tau),
+            descending: !self.ascending,
+            hard: self.hard,
+            order: Vec::new(),
+            soft: None,
+        };
+        scores.tape().apply(op, &[scores])
+    }
+
+    /// Applies the operator to `scores + noise` with `noise` of shape `[S, ...scores]`.
+    ///
+    /// # Errors
+    /// As [`NeuralSort::apply`], and [`autograd::Error::Shape`] for a noise of another shape.
+    pub fn apply_with_noise<'t, T: SortFloat>(
+        &self,
+        scores: Var<'t, T>,
+        noise: &Tensor<T>,
+    ) -> Result<Var<'t, T>> {
+        let perturbed = perturb("neuralsort", scores, noise, 1.0)?;
+        self.apply(perturbed)
+    }
+
+    /// Applies the operator to `S` Gumbel-perturbed copies of the scores: the relaxed
+    /// Plackett–Luce sampler of stochastic NeuralSort, with `s` the log-weights. The result
+    /// has shape `[S, ..., n, n]`.
+    ///
+    /// # Errors
+    /// As [`NeuralSort::apply`] and [`Gumbel::noise`].
+    pub fn apply_gumbel<'t, T: SortFloat>(
+        &self,
+        scores: Var<'t, T>,
+        gumbel: &Gumbel,
+    ) -> Result<Var<'t, T>> {
+        let noise = gumbel.noise::<T>("neuralsort", scores.shape().dims())?;
+        self.apply_with_noise(scores, &noise)
+    }
+}
+
+/// The fused NeuralSort node. Residuals: the ascending order of each batch element and, in
+/// hard mode, the soft `P`.
+struct NeuralSortOp<T> {
+    inv_tau: T,
+    descending: bool,
+    hard: bool,
+    order: Vec<usize>,
+    soft: Option<Tensor<T>>,
+}
+
+impl<T> NeuralSortOp<T> {
+    /// The coefficient `c_k = n + 1 − 2k` of row `k` (1-based), written for the 0-based row.
+    fn coefficient(&self, n: usize, row: usize) -> f64 {
+        let c = n as f64 - 1.0 - 2.0 * row as f64;
+        if self.descending {
+            c
+        } else {
+            -c
+        }
+    }
+}
+
+impl<T: SortFloat> Op<T> for NeuralSortOp<T> {
+    fn name(&self) -> &str {
+        "neuralsort"
+    }
+
+    fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
+        let scores = &inputs[0];
+        let (batch, n) = check_scores("neuralsort", scores)?;
+        let s = scores.data();
+        self.order = vec![0; batch * n];
+        let mut row_sums = vec![T::zero(); batch * n];
+        for b in 0..batch {
+            let s_row = &s[b * n..(b + 1) * n];
+            let order = &mut self.order[b * n..(b + 1) * n];
+            sort_permutation(s_row, false, order);
+            abs_row_sums(s_row, order, &mut row_sums[b * n..(b + 1) * n]);
+        }
+
+        let mut out = zeroed(batch * n * n);
+        let this = &*self;
+        for_each_row(&mut out, n, batch * n * n * 4, |r, row| {
+            dispatch(
+                #[inline(always)]
+                || {
+                    let (b, k) = (r / n, r % n);
+                    let s_row = &s[b * n..(b + 1) * n];
+                    let a_row = &row_sums[b * n..(b + 1) * n];
+                    let c = T::from_f64(this.coefficient(n, k));
+                    for ((z, &x), &a) in row.iter_mut().zip(s_row).zip(a_row) {
+                        *z = (c * x - a) * this.inv_tau;
+                    }
+                    let m = max(row);
+                    for z in row.iter_mut() {
+                        *z = (*z - m).fast_exp();
+                    }
+                    let scale = T::one() / sum(row);
+                    for p in row.iter_mut() {
+                        *p *= scale;
+                    }
+                },
+            )
+        });
+
+        let shape = square_shape(scores.dims());
+        let soft = Tensor::from_vec(out, shape.clone())?;
+        if self.hard {
+            self.soft = Some(soft);
+            let mut perm = vec![0; batch * n];
+            for (b, perm) in perm.chunks_mut(n).enumerate() {
+                sort_permutation(&s[b * n..(b + 1) * n], self.descending, perm);
+            }
+            Tensor::from_vec(one_hot_rows(&perm, n), shape)
+        } else {
+            Ok(soft)
+        }
+    }
+
+    fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
+        if !args.needs_grad[0] {
+            return Ok(vec![None]);
+        }
+        let scores = &args.inputs[0];
+        let n = *scores.dims().last().expect("checked in forward");
+        let batch = scores.numel() / n;
+        let p_all = self.soft.as_ref().unwrap_or(args.output).data();
+        let g_all = args.grad_output.data();
+        let blocks = n.div_ceil(ROW_BLOCK);
+
+        // Per row block, partial column sums of c_k w_ki (first n entries) and of −w_ki
+        // (the gradient of A, last n entries).
+        let mut columns = vec![T::zero(); batch * blocks * 2 * n];
+        for_each_row(&mut columns, 2 * n, batch * n * n * 3, |task, column| {
+            dispatch(
+                #[inline(always)]
+                || {
+                    let (b, blk) = (task / blocks, task % blocks);
+                    let (direct, through_a) = column.split_at_mut(n);
+                    let mut w = vec![T::zero(); n];
+                    for k in blk * ROW_BLOCK..((blk + 1) * ROW_BLOCK).min(n) {
+                        let offset = (b * n + k) * n;
+                        let p = &p_all[offset..offset + n];
+                        let g = &g_all[offset..offset + n];
+                        let centre = dot(p, g);
+                        for ((wi, &pi), &gi) in w.iter_mut().zip(p).zip(g) {
+                            *wi = pi * (gi - centre) * self.inv_tau;
+                        }
+                        let c = T::from_f64(self.coefficient(n, k));
+                        for ((d, a), &wi) in direct.iter_mut().zip(through_a.iter_mut()).zip(&w) {
+                            *d += c * wi;
+                            *a -= wi;
+                        }
+                    }
+                },
+            )
+        });
+
+        let totals = sum_blocks(&columns, batch, blocks, 2 * n);
+        let mut grad = vec![T::zero(); batch * n];
+        let s = scores.data();
+        for b in 0..batch {
+            let (direct, through_a) = totals[b * 2 * n..(b + 1) * 2 * n].split_at(n);
+            let g_row = &mut grad[b * n..(b + 1) * n];
+            g_row.copy_from_slice(direct);
+            abs_row_sums_vjp(
+                &s[b * n..(b + 1) * n],
+                &self.order[b * n..(b + 1) * n],
+                through_a,
+                g_row,
+            );
+        }
+        Ok(vec![Some(Tensor::from_vec(grad, scores.shape().clone())?)])
+    }
+}
