@@ -9,6 +9,7 @@ pub mod labeled_images;
 pub mod large_mnist;
 pub mod metrics;
 pub mod sample;
+pub mod speed;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
 pub use dataset::{Dataset, DatasetKind};
