@@ -142,7 +142,7 @@ pub const LOG_OFFSET: f64 = 1e-20;
 /// ```
 ///
 /// over all `R` rows of all batch elements, where `targets` (shape `[..., n]`, given as
-/// `target_shape`) holds `π(i)`, the input index that belongs at sorted position `i`. This is
+/// `target_shape`) contains `π(i)`, the input index that belongs at sorted position `i`. This is
 /// the loss of the MNIST sorting experiment of the SoftSort and NeuralSort papers.
 ///
 /// Gradient: `∂loss/∂P[..., i, π(i)] = −1 / (R · (P[..., i, π(i)] + 1e-20))`, zero elsewhere.

@@ -12,7 +12,7 @@ use crate::error::check_finite;
 ///
 /// Adding i.i.d. standard Gumbel noise `g = −log(−log U)`, `U ~ Uniform(0, 1)`, to scores
 /// `s` and sorting gives an exact sample of the Plackett–Luce distribution whose log-weights
-/// are `s`; relaxing the sort (SoftSort, NeuralSort) or the assignment (Sinkhorn) gives the
+/// are `s`. Relaxing the sort (SoftSort, NeuralSort) or the assignment (Sinkhorn) gives the
 /// stochastic operators.
 ///
 /// ```
@@ -35,7 +35,7 @@ impl Gumbel {
         Gumbel { samples, seed }
     }
 
-    /// The number of samples, the length of the leading sample axis.
+    /// Returns the number of samples, the length of the leading sample axis.
     pub fn samples(&self) -> usize {
         self.samples
     }

@@ -2,10 +2,14 @@
 //! and Sinkhorn, their Gumbel (stochastic) and straight-through (hard) variants, and the
 //! quantities derived from a relaxed permutation matrix.
 //!
+//! The [`fast`] module computes products with the absolute-distance SoftSort matrix in
+//! O(n log n) without forming it; the operators here form `P` in O(n²) and cover every
+//! variant.
+//!
 //! # Convention
 //!
 //! Scores have shape `[..., n]`: any leading batch axes (or none) and `n ≥ 1` elements to
-//! sort. A relaxed permutation matrix `P` has shape `[..., n, n]`; row `i` is sorted position
+//! sort. A relaxed permutation matrix `P` has shape `[..., n, n]`. Row `i` is sorted position
 //! `i` and column `j` is input element `j`, so `P · s` approximates `s` sorted in
 //! **descending** order (each operator has an `ascending` option that flips it). Every row of
 //! SoftSort and NeuralSort sums to 1; Sinkhorn's rows and columns sum to 1 up to its reported
@@ -43,13 +47,31 @@
 //! treated as a tie, and the difference `ŝ_i − s_j` carries an absolute rounding error of
 //! that size, which the temperature divides. In `f64` the gap is about `2.2e-16 · |s|`.
 //!
+//! ```
+//! use autograd::{Tape, Tensor};
+//! use softsort_ops::SoftSort;
+//!
+//! // 1e4 + 1e-4 rounds to 1e4 in f32, so the two scores tie and share both rows.
+//! let tape = Tape::<f32>::new();
+//! let s = tape.constant(Tensor::from_vec(vec![1e4, 1e4 + 1e-4], [2])?);
+//! assert_eq!(SoftSort::new(1e-6).apply(s)?.value().to_vec(), vec![0.5; 4]);
+//!
+//! // In f64 they stay apart, and a small enough temperature separates them.
+//! let tape = Tape::<f64>::new();
+//! let s = tape.constant(Tensor::from_vec(vec![1e4, 1e4 + 1e-4], [2])?);
+//! let p = SoftSort::new(1e-6).apply(s)?.value();
+//! assert!(p.get(&[0, 1]).unwrap() > 0.999 && p.get(&[0, 0]).unwrap() < 1e-40);
+//! # Ok::<(), autograd::Error>(())
+//! ```
+//!
 //! Errors are [`autograd::Error`] values whose messages name the operator, the argument and
 //! the rejected value, for example `softsort: invalid temperature = -0.5: must be positive
 //! and finite`.
 //!
-//! Kernels run in parallel over batch elements and rows (through
-//! [`autograd::parallel::for_each_row`]) above a size threshold; backward passes accumulate
-//! column sums per fixed block of rows, so results are bit-identical for any thread count.
+//! Kernels run in parallel (through [`autograd::parallel::for_each_row`]) above a size
+//! threshold: SoftSort and NeuralSort over batch elements and rows, Sinkhorn over matrices.
+//! Backward passes accumulate column sums per fixed block of rows, so results are
+//! bit-identical for any thread count.
 
 mod derived;
 mod distance;

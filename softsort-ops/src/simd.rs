@@ -2,7 +2,7 @@
 
 /// Runs `kernel`, compiled for AVX2 when the CPU has it.
 ///
-/// The kernels are plain loops that the compiler vectorises; the baseline x86-64 target only
+/// The kernels are plain loops that the compiler vectorises. The baseline x86-64 target only
 /// allows 128-bit SSE2, so on AVX2 machines the closure is inlined into a function compiled
 /// with 256-bit instructions. No fused multiply-add is enabled, so both paths round every
 /// operation the same way and give bit-identical results. Pass a closure marked

@@ -12,7 +12,7 @@ use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{max, sum, zeroed};
 use crate::simd::dispatch;
 
-/// What a Sinkhorn run did, returned next to the matrix by [`Sinkhorn::apply`].
+/// The outcome of a Sinkhorn run, returned next to the matrix by [`Sinkhorn::apply`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SinkhornReport {
     /// The largest number of iterations run for any matrix of the batch (equal to the
@@ -245,8 +245,10 @@ impl<T: SortFloat> Op<T> for SinkhornOp<T> {
         let x = x_all.data();
         let (inv_tau, iterations, tolerance) = (self.inv_tau, self.iterations, self.tolerance);
 
-        // Each output matrix is computed by one task; its history and marginal error are
-        // written to a side buffer of the same batch index.
+        // Each output matrix is computed by one task, which writes its history and marginal
+        // error to the side buffer entry of the same batch index.
+        // NOTE: the rounds of one matrix run on one thread, so a single large matrix (batch
+        // of 1) does not use the thread pool.
         let mut out = zeroed(batch * n * n);
         let mut histories: Vec<(History<T>, f64)> = (0..batch)
             .map(|_| {

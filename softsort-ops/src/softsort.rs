@@ -75,8 +75,8 @@ impl SoftSort {
     }
 
     /// Selects the straight-through variant: the forward value is the exact permutation
-    /// matrix of the sort (one-hot rows at `σ(i)`, ties broken by index, so it is a valid
-    /// permutation even for tied scores) and the backward is the soft gradient above.
+    /// matrix of the sort, and the backward is the soft gradient above. Its rows are one-hot
+    /// at `σ(i)` with ties broken by index, so it is a valid permutation even for tied scores.
     pub fn hard(mut self, hard: bool) -> Self {
         self.hard = hard;
         self

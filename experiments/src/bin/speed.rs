@@ -1,5 +1,6 @@
 //! Times one SGD training step of each sorting operator on the SoftSort paper's synthetic
-//! speed task, for a range of sizes n, and writes `speed.csv`, `speed.svg` and `speed.json`.
+//! speed task, for a range of sizes n, and writes `speed.csv`, `speed.svg` and `speed.json`
+//! to the `--out` folder. The scores are generated, so `--data` is ignored.
 //!
 //! ```sh
 //! cargo run --release -p experiments --bin speed -- --n-max 2000 --skip-after 2 --out results/speed
@@ -8,15 +9,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use experiments::run::{create_output_dir, log, progress_bar, write_json, CommonArgs};
 use experiments::speed::{
     fast_sizes, run_sweep, size_range, write_csv, write_svg, AxisScale, Measurement, Operator,
     Progress, SweepConfig, SweepResult, BATCH,
 };
 use serde::Serialize;
-
-// NOTE: stand-ins for the shared experiment helpers (flags, JSON output, progress bar); they
-// keep the names and signatures of those helpers so that switching is a change of imports.
-use shared::{create_output_dir, log, progress_bar, write_json, CommonArgs};
 
 /// Times the SoftSort paper's speed task (20 rows of n scores trained towards the identity
 /// permutation with SGD) for each sorting operator and size n.
@@ -232,74 +230,4 @@ fn summarize(result: &SweepResult, out: &str) -> String {
         parts.join(", "),
         result.skipped.len()
     )
-}
-
-mod shared {
-    use std::fmt::Display;
-    use std::path::{Path, PathBuf};
-    use std::time::Duration;
-
-    use experiments::{Error, Result};
-    use indicatif::{ProgressBar, ProgressStyle};
-    use serde::Serialize;
-
-    /// The flags every experiment binary takes.
-    #[derive(Clone, Debug, clap::Args, Serialize)]
-    pub struct CommonArgs {
-        /// Data folder; the speed task generates its scores and reads no data.
-        #[arg(long, value_name = "DIR")]
-        pub data: Option<PathBuf>,
-        /// Output folder for the result files; created if missing.
-        #[arg(long, value_name = "DIR", default_value = "results")]
-        pub out: PathBuf,
-        /// Seed of the initial scores.
-        #[arg(long, default_value_t = 0)]
-        pub seed: u64,
-        /// Hide the progress bar and the log lines on standard error.
-        #[arg(long)]
-        pub quiet: bool,
-    }
-
-    /// Prints one log line on standard error, prefixed with the program's name.
-    pub fn log(message: impl Display) {
-        eprintln!("[speed] {message}");
-    }
-
-    /// Creates `dir` and its missing parents, and returns it.
-    pub fn create_output_dir(dir: &Path) -> Result<PathBuf> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        Ok(dir.to_path_buf())
-    }
-
-    /// Writes `value` to `path` as pretty-printed JSON followed by a newline.
-    pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-        let mut text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        text.push('\n');
-        std::fs::write(path, text).map_err(|source| Error::Write {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
-    /// Builds a progress bar over `steps` training steps with speed, time left and a message.
-    pub fn progress_bar(steps: u64, hidden: bool) -> ProgressBar {
-        if hidden {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(steps);
-        let style = ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} steps, {per_sec}, {eta} left, {msg}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> ");
-        bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(500));
-        bar
-    }
 }
