@@ -40,7 +40,7 @@ fn sorted_descending(s: &[f64]) -> Vec<f64> {
     sorted
 }
 
-/// The SoftSort logits `−d(ŝ_i − s_j)` before the temperature.
+/// Returns the SoftSort logits `−d(ŝ_i − s_j)` before the temperature.
 fn softsort_distances(s: &[f64], squared: bool) -> Vec<Vec<f64>> {
     sorted_descending(s)
         .iter()

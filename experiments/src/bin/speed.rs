@@ -26,7 +26,7 @@ struct Args {
     /// Operators to time, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Operator::ALL.to_vec())]
     operators: Vec<Operator>,
-    /// Explicit sizes n, comma-separated; replaces --n-min, --n-max and --n-step.
+    /// Explicit sizes n, comma-separated. They replace --n-min, --n-max and --n-step.
     #[arg(long, value_delimiter = ',')]
     n: Option<Vec<usize>>,
     /// Smallest n of the range.
@@ -44,7 +44,7 @@ struct Args {
     /// Untimed training steps before the timed ones, per operator and n.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Timed training steps per operator and n; the mean step time is reported.
+    /// Timed training steps per operator and n. The mean step time is reported.
     #[arg(long, default_value_t = 100)]
     steps: usize,
     /// Skip an operator's larger sizes once its mean step takes longer than this (seconds).

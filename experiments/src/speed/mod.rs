@@ -2,7 +2,7 @@
 //! Relaxation for the argsort Operator", the synthetic speed task).
 //!
 //! For each operator and each size `n`, `B = 20` rows of `n` free scores, drawn uniform in
-//! `(−1, 1)`, are trained so that the relaxed permutation matrix `P` of each row approaches the
+//! `[−1, 1)`, are trained so that the relaxed permutation matrix `P` of each row approaches the
 //! identity: the scores are min–max normalised per row (minimum and maximum detached), the loss
 //! is `mean(1 − log diag P)`, and SGD (lr 10, momentum 0.5, weight decay 0.01) updates them.
 //! The mean wall-clock time of a training step (forward, backward and update) is measured

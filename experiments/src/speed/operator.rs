@@ -18,9 +18,8 @@ pub const SINKHORN_ITERATIONS: usize = 20;
 
 /// A relaxed sorting operator, timed on the loss `mean(1 − log diag P)`.
 ///
-/// The temperatures are those of the SoftSort authors' speed comparison script
-/// (`pytorch/synthetic_experiment_speed_comparison.py` in github.com/sprillo/softsort), which
-/// `scripts/torch/reference_ops.py` repeats for the PyTorch side.
+/// The temperatures are those of `scripts/torch/reference_ops.py`, the PyTorch side of the
+/// comparison, which takes them from the SoftSort authors' speed comparison script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
@@ -49,8 +48,8 @@ impl Operator {
         Operator::FastSoftsortAbs,
     ];
 
-    /// The name used in the CSV, the JSON result and on the command line; the dense operators
-    /// share their names with `scripts/torch/speed.py`.
+    /// Returns the name used in the CSV, the JSON result and on the command line. The dense
+    /// operators share their names with `scripts/torch/speed.py`.
     pub fn name(self) -> &'static str {
         match self {
             Operator::SoftsortSq => "softsort_sq",
@@ -61,7 +60,7 @@ impl Operator {
         }
     }
 
-    /// Whether the operator avoids the dense `[20, n, n]` matrix and so runs to larger `n`.
+    /// Returns whether the operator avoids the dense `[20, n, n]` matrix and so runs to larger `n`.
     pub fn is_fast(self) -> bool {
         matches!(self, Operator::FastSoftsortAbs)
     }
@@ -70,7 +69,7 @@ impl Operator {
     /// `[B, n]`, where `P` is this operator's relaxed permutation matrix of each row.
     ///
     /// The diagonal is the target of the identity permutation, so the dense operators use
-    /// [`permutation_cross_entropy`] with `π(i) = i`, which reads `log(P[i, i] + 1e-20)`; the
+    /// [`permutation_cross_entropy`] with `π(i) = i`, which reads `log(P[i, i] + 1e-20)`. The
     /// offset changes nothing unless an entry is below about 1e-13. The fast operator computes
     /// `log P[i, i]` in closed form without the offset.
     ///

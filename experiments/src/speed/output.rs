@@ -51,7 +51,7 @@ pub fn write_csv(path: &Path, measurements: &[Measurement], comment: Option<&str
     })
 }
 
-/// The scale of the plot's n axis; the time axis is always logarithmic.
+/// The scale of the plot's n axis. The time axis is always logarithmic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AxisScale {
@@ -61,6 +61,9 @@ pub enum AxisScale {
     /// Linear, as in the SoftSort paper's figure of n = 100 to 4000.
     Linear,
 }
+
+/// One operator's line: its colour and its `(n, seconds)` points.
+type Line = (Operator, RGBColor, Vec<(f64, f64)>);
 
 /// Line colours of the operators, in the order of [`Operator::ALL`].
 const COLORS: [RGBColor; 5] = [
@@ -105,7 +108,7 @@ pub fn write_svg(
         (n_min, n_max)
     };
 
-    let lines: Vec<(Operator, RGBColor, Vec<(f64, f64)>)> = Operator::ALL
+    let lines: Vec<Line> = Operator::ALL
         .iter()
         .zip(COLORS)
         .map(|(&operator, color)| {
@@ -137,13 +140,13 @@ pub fn write_svg(
         })
 }
 
-/// Draws the axes, one line per operator with points and a legend in the upper left corner.
+/// Draws the axes, one line per operator and a legend in the upper left corner.
 fn draw_chart<X>(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
     title: &str,
     x_range: X,
     time_range: (f64, f64),
-    lines: &[(Operator, RGBColor, Vec<(f64, f64)>)],
+    lines: &[Line],
 ) -> std::result::Result<(), String>
 where
     X: AsRangedCoord<Value = f64>,

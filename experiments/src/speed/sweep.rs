@@ -6,7 +6,7 @@ use super::operator::Operator;
 use super::task::TrainingRun;
 use crate::error::{Error, Result};
 
-/// What to time: which operators, at which sizes, for how many steps.
+/// The settings of a sweep: the operators, their sizes and the number of steps.
 #[derive(Clone, Debug, Serialize)]
 pub struct SweepConfig {
     /// The operators, timed one after the other in this order.
@@ -26,7 +26,7 @@ pub struct SweepConfig {
 }
 
 impl SweepConfig {
-    /// The sizes `operator` runs at, before any skipping.
+    /// Returns the sizes `operator` runs at, before any skipping.
     pub fn sizes_for(&self, operator: Operator) -> &[usize] {
         if operator.is_fast() {
             &self.fast_sizes
@@ -35,7 +35,7 @@ impl SweepConfig {
         }
     }
 
-    /// The number of training steps the whole sweep runs if nothing is skipped.
+    /// Returns the number of training steps the whole sweep runs if nothing is skipped.
     pub fn total_steps(&self) -> u64 {
         let per_size = (self.warmup + self.steps) as u64;
         self.operators
@@ -191,7 +191,7 @@ pub enum Progress {
     },
     /// A size finished timing.
     Measured(Measurement),
-    /// An operator exceeded the time budget; `steps_left_out` training steps will not run.
+    /// An operator exceeded the time budget, so `steps_left_out` training steps will not run.
     Skipped {
         /// The skip, as also stored in the result.
         skip: Skip,
