@@ -14,6 +14,7 @@ pub mod large_mnist;
 pub mod metrics;
 pub mod run;
 pub mod sample;
+pub mod speed;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
 pub use dataset::{Dataset, DatasetKind};
