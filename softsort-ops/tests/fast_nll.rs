@@ -23,7 +23,7 @@ enum Relaxation {
 
 const BOTH: [Relaxation; 2] = [Relaxation::Squared, Relaxation::Neural];
 
-/// The fused loss of `relaxation` on a tape.
+/// Records the fused loss of `relaxation` on the tape of `s`.
 fn fused<'t>(
     relaxation: Relaxation,
     s: Var<'t, f64>,
@@ -36,7 +36,8 @@ fn fused<'t>(
     }
 }
 
-/// The dense path: `P` from the operator, then `permutation_cross_entropy`.
+/// Computes the loss on the dense path: `P` from the operator, then
+/// `permutation_cross_entropy`.
 fn dense<'t>(relaxation: Relaxation, s: Var<'t, f64>, target: &[usize], tau: f64) -> Var<'t, f64> {
     let p = match relaxation {
         Relaxation::Squared => SoftSort::new(tau).distance(Distance::Squared).apply(s),
@@ -46,8 +47,8 @@ fn dense<'t>(relaxation: Relaxation, s: Var<'t, f64>, target: &[usize], tau: f64
     permutation_cross_entropy(p, target, s.shape().dims()).unwrap()
 }
 
-/// The loss composed from autograd primitives: the logits `[B, n, n]`, `log_softmax` over the
-/// last axis, and the mean of the entries the targets pick, negated.
+/// Composes the loss from autograd primitives: the logits `[B, n, n]`, `log_softmax` over the
+/// last axis, and the negated mean of the entries the targets pick.
 fn composed<'t>(
     relaxation: Relaxation,
     s: Var<'t, f64>,
@@ -149,7 +150,7 @@ fn target_tensor(target: &[usize], dims: &[usize]) -> Tensor<f64> {
     Tensor::from_vec(target.iter().map(|&i| i as f64).collect(), dims.to_vec()).unwrap()
 }
 
-/// One random permutation of `0..n` per row.
+/// Draws one random permutation of `0..n` per row.
 fn random_targets(rows: usize, n: usize, rng: &mut StdRng) -> Vec<usize> {
     let mut target = Vec::with_capacity(rows * n);
     for _ in 0..rows {
@@ -164,8 +165,8 @@ fn identity_targets(rows: usize, n: usize) -> Vec<usize> {
     (0..rows * n).map(|k| k % n).collect()
 }
 
-/// Uniform scores in `[−1, 1]`; with `tied`, rounded to multiples of 0.25 so that rows repeat
-/// values.
+/// Draws uniform scores in `[−1, 1]`. With `tied`, they are rounded to multiples of 0.25, so
+/// that rows repeat values.
 fn uniform_scores(dims: &[usize], tied: bool, rng: &mut StdRng) -> Tensor<f64> {
     let count: usize = dims.iter().product();
     let data = (0..count)
@@ -253,8 +254,9 @@ fn matches_log_softmax_composition() {
 
 #[test]
 fn exact_where_dense_path_saturates() {
-    // At τ = 0.01 the squared-distance P[0, π(0)] is about e^{−400}: it underflows in the dense
-    // path, which then reports log(1e-20), while the fused loss keeps the exact value.
+    // At τ = 0.01 the squared-distance P[0, π(0)] is about e^{−400}, far below the offset 1e-20
+    // of the dense path, which then reports −log(1e-20) ≈ 46. The fused loss keeps the exact
+    // value.
     let scores = Tensor::from_vec(vec![2.0, 0.0], [2]).unwrap();
     let reversed = Tensor::from_vec(vec![1.0, 0.0], [2]).unwrap();
     let tape = Tape::new();
@@ -304,12 +306,10 @@ fn errors(scores: Tensor<f64>, target: Tensor<f64>, tau: f64) -> [Error; 2] {
     [
         squared
             .forward(&inputs)
-            .err()
-            .expect("squared op accepted bad input"),
+            .expect_err("squared op accepted bad input"),
         neural
             .forward(&inputs)
-            .err()
-            .expect("neuralsort op accepted bad input"),
+            .expect_err("neuralsort op accepted bad input"),
     ]
 }
 

@@ -27,11 +27,12 @@ pub(crate) fn row_work(n: usize, d: usize) -> usize {
     n * (log_n as usize + 4 * d)
 }
 
-/// Sorted positions per block of [`map_blocks`] at least; short rows form one block.
+/// The minimum number of sorted positions in a block of [`map_blocks`]. Shorter rows form one
+/// block.
 const MIN_BLOCK: usize = 64;
 
-/// Blocks per batch row of [`map_blocks`] at most, so that per-block partial results of
-/// length `n` stay O(n) per row.
+/// The maximum number of blocks per batch row in [`map_blocks`], so that the per-block partial
+/// results of length `n` stay O(n) per row.
 const MAX_BLOCKS: usize = 8;
 
 /// The split of the sorted positions `0..n` of a row into consecutive blocks, sized by `n`

@@ -81,7 +81,7 @@ impl<T: SortFloat> NeuralSortPermutationNll<T> {
     }
 }
 
-/// The coefficient `c_k = n − 1 − 2k` of sorted position `k` (0-based).
+/// Returns the coefficient `c_k = n − 1 − 2k` of sorted position `k` (0-based).
 #[inline(always)]
 fn coefficient<T: SortFloat>(n: usize, k: usize) -> T {
     T::from_f64(n as f64 - 1.0 - 2.0 * k as f64)

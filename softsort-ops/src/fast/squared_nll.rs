@@ -166,8 +166,8 @@ impl<T: SortFloat> Op<T> for SquaredSoftSortPermutationNll<T> {
         let scale = T::from_f64(2.0) * gamma * inv_tau;
 
         let grad_s = if args.needs_grad[0] {
-            // Per block: the column sums Σ_i q_ij d_ij / γ and, per sorted position,
-            // Σ_j q_ij d_ij / γ with the sign flipped, both before the factor 2γ/τ.
+            // Per block: `Σ_i q_ij d_ij / γ` for every column `j`, and `−Σ_j q_ij d_ij / γ` for
+            // every sorted position `i` of the block. The factor 2γ/τ is applied per row below.
             let blocks = map_blocks(rows, n, n * WORK_PER_ENTRY, |r, positions| {
                 dispatch(
                     #[inline(always)]
