@@ -39,6 +39,22 @@ pub enum Error {
         /// What the function expects instead.
         hint: String,
     },
+    /// A file or folder could not be written or created.
+    #[error("writing {path} failed: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A JSON file could not be encoded or parsed.
+    #[error("JSON of {path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying serde_json error.
+        source: serde_json::Error,
+    },
     /// An error from the tensor library.
     #[error(transparent)]
     Tensor(#[from] autograd::Error),

@@ -1,6 +1,8 @@
 //! Shared code of the experiment binaries: IDX reading, the MNIST and Fashion-MNIST datasets,
-//! the large-MNIST sorting task and its metrics.
+//! the large-MNIST sorting task and its metrics, the score CNN, and the run helpers (flags,
+//! output files, progress bar, checkpoints).
 
+pub mod cnn;
 pub mod data_source;
 pub mod dataset;
 mod error;
@@ -8,6 +10,7 @@ pub mod idx;
 pub mod labeled_images;
 pub mod large_mnist;
 pub mod metrics;
+pub mod run;
 pub mod sample;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};
