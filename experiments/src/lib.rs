@@ -10,6 +10,7 @@ pub mod idx;
 pub mod labeled_images;
 pub mod large_mnist;
 pub mod metrics;
+pub mod quantile;
 pub mod run;
 pub mod sample;
 
