@@ -16,8 +16,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use softsort_ops::{Gumbel, NeuralSort, SoftSort};
 
-/// Two sequences of five scores and values; the scores rank the values in the same order,
-/// so the element ranked in the middle carries the median value.
+/// Builds two sequences of five scores and values. The scores rank the values in the same
+/// order, so the element ranked in the middle carries the median value.
 fn two_sequences() -> (Tensor<f64>, Tensor<f64>, [f64; 2]) {
     let scores = vec![0.9, 0.1, 0.5, 0.7, 0.3, 2.0, -1.0, 0.0, 1.0, -2.0];
     let values = vec![0.9, 0.1, 0.5, 0.7, 0.3, 0.8, 0.2, 0.4, 0.6, 0.05];
@@ -168,7 +168,8 @@ fn stochastic_loss_accepts_gumbel_samples() {
     assert_eq!(p.shape().dims(), &[4, 2, 5, 5]);
     let loss = stochastic_loss(p, v, y).unwrap();
     let value = loss.value().item().unwrap();
-    assert!(value.is_finite() && value > 0.0, "loss {value}");
+    assert!(value.is_finite(), "loss {value}");
+    assert!(value > 0.0, "loss {value}");
     let grads = tape.backward(loss).unwrap();
     assert!(grads.get(s).unwrap().data().iter().any(|g| *g != 0.0));
     assert!(grads.get(v).unwrap().data().iter().any(|g| *g != 0.0));
@@ -314,7 +315,8 @@ fn run_on_sample_writes_result() {
     assert_eq!(steps, vec![2, 3]);
     assert!(result.checkpoint.exists());
     for metrics in [result.test.hard, result.test.soft] {
-        assert!(metrics.mse_e4.is_finite() && metrics.mse_e4 >= 0.0);
+        assert!(metrics.mse_e4.is_finite());
+        assert!(metrics.mse_e4 >= 0.0);
         assert!(metrics.r_squared.is_finite());
         assert!(metrics.spearman.is_finite());
     }
@@ -332,7 +334,7 @@ fn run_on_sample_writes_result() {
     assert_eq!(rows.len(), 1);
     assert!(table2_markdown(&rows).contains("(embedded sample)"));
 
-    // The checkpoint holds the best model: evaluating it reproduces the best validation.
+    // The checkpoint contains the best model: evaluating it reproduces the best validation.
     let mut restored = QuantileModel::new(
         112,
         28,

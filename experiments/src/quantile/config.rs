@@ -8,10 +8,10 @@ use crate::cnn::CnnInit;
 use crate::error::{Error, Result};
 use crate::run::CommonArgs;
 
-/// The sequence lengths of the paper's Table 2.
+/// The sequence lengths of Table 2 of the SoftSort paper.
 pub const SEQUENCE_LENGTHS: [usize; 3] = [5, 9, 15];
 
-/// The number `M` of sequences per training batch in the paper.
+/// The number `M` of sequences per training batch in the SoftSort paper.
 pub const BATCH_SEQUENCES: usize = 5;
 
 /// A relaxed sorting operator and whether its scores are perturbed with Gumbel noise.
@@ -29,7 +29,7 @@ pub enum Method {
 }
 
 impl Method {
-    /// Every method, in the order of the paper's tables.
+    /// Every method, in the column order of the SoftSort paper's tables.
     pub const ALL: [Method; 4] = [
         Method::DetNeuralsort,
         Method::StochNeuralsort,
@@ -37,7 +37,7 @@ impl Method {
         Method::StochSoftsort,
     ];
 
-    /// The flag value, such as `"det-softsort"`.
+    /// Returns the flag value, such as `"det-softsort"`.
     pub fn name(self) -> &'static str {
         match self {
             Method::DetNeuralsort => "det-neuralsort",
@@ -64,7 +64,7 @@ impl fmt::Display for Method {
     }
 }
 
-/// The temperature the SoftSort paper reports for `method` at sequence length `n`, or `None`
+/// Returns the temperature the SoftSort paper reports for `method` at sequence length `n`, or `None`
 /// for a length outside [`SEQUENCE_LENGTHS`].
 ///
 /// | n  | det. NeuralSort | stoch. NeuralSort | det. SoftSort | stoch. SoftSort |
@@ -160,7 +160,7 @@ impl From<InitFlag> for CnnInit {
 }
 
 impl QuantileConfig {
-    /// The settings of the flags' defaults for `n` and `method`, writing to `out`.
+    /// Creates the settings of the flags' defaults for `n` and `method`, writing to `out`.
     pub fn new(n: usize, method: Method, out: std::path::PathBuf) -> Self {
         QuantileConfig {
             n,
@@ -184,7 +184,7 @@ impl QuantileConfig {
         }
     }
 
-    /// The temperature of the run: `--tau` if given, otherwise [`default_tau`].
+    /// Returns the temperature of the run: `--tau` if given, otherwise [`default_tau`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if no temperature is given for a length without a published
@@ -192,15 +192,17 @@ impl QuantileConfig {
     pub fn resolved_tau(&self) -> Result<f64> {
         let tau = match self.tau.or_else(|| default_tau(self.method, self.n)) {
             Some(tau) => tau,
-            None => return Err(Error::invalid(
-                "quantile-mnist",
-                "tau",
-                "none",
-                format!(
+            None => {
+                return Err(Error::invalid(
+                    "quantile-mnist",
+                    "tau",
+                    "none",
+                    format!(
                     "the paper gives temperatures for n = 5, 9 and 15 only; pass --tau for n = {}",
                     self.n
                 ),
-            )),
+                ))
+            }
         };
         if !(tau.is_finite() && tau > 0.0) {
             return Err(Error::invalid(

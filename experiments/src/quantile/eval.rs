@@ -20,7 +20,8 @@ pub const NUMBER_SCALE: f64 = 1e4;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MedianMetrics {
     /// `mean((prediction − median)²) · 10⁻⁴` with predictions and medians in the numbers'
-    /// own units (`0..=9999`): the paper's "MSE (×10⁻⁴)" column.
+    /// own units (`0..=9999`). This is the "MSE (×10⁻⁴)" column of the SoftSort paper's
+    /// Table 2.
     pub mse_e4: f64,
     /// The coefficient of determination of the predicted medians.
     pub r_squared: f64,

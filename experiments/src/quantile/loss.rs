@@ -18,8 +18,8 @@ pub fn median_row<'t, T: Float>(p: Var<'t, T>) -> Result<Var<'t, T>> {
 
 /// Returns the median weights `w = r / Σ_j r_j` of the middle row `r` (see [`median_row`]),
 /// shape `[..., n]`. SoftSort and NeuralSort rows already sum to 1 up to rounding, so the
-/// division only removes that rounding and keeps the loss a convex combination; the gradient
-/// is `∂w_j/∂r_k = (δ_jk − w_j) / Σ_i r_i`.
+/// division only removes that rounding and keeps the prediction a convex combination. The
+/// gradient is `∂w_j/∂r_k = (δ_jk − w_j) / Σ_i r_i`.
 ///
 /// ```
 /// use autograd::{Tape, Tensor};
@@ -83,8 +83,8 @@ pub fn deterministic_loss<'t, T: Float>(
     Ok(targets.sub(predicted)?.powf(2.0)?.mean()?)
 }
 
-/// Computes the stochastic loss `mean_{s,m} Σ_j w_smj (v_mj − y_m)²`: the expected squared
-/// error of the value of the element a sampled permutation puts in the middle, with `w` the
+/// Computes the stochastic loss `mean_{s,m} Σ_j w_smj (v_mj − y_m)²`, the expected squared
+/// error of the value of the element that a sampled permutation puts in the middle. Here `w` are the
 /// median weights of `p` (shape `[S, M, n, n]` for `S` noise samples, or `[M, n, n]`), the
 /// values `v` (`[M, n]`) and the targets `y` (`[M]`). The gradients are
 /// `∂L/∂v_mj = 2 (v_mj − y_m) Σ_s w_smj / (S·M)` and `∂L/∂w_smj = (v_mj − y_m)² / (S·M)`.

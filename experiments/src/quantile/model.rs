@@ -12,9 +12,9 @@ pub const SCORE_SCOPE: &str = "score";
 /// The parameter-name prefix of the value network.
 pub const VALUE_SCOPE: &str = "value";
 
-/// The score network and the value network: two copies of the paper's CNN, each mapping an
+/// The score network and the value network: two copies of [`ScoreCnn`], each mapping an
 /// image to one number. Their parameters are named `score.*` and `value.*`, so one
-/// safetensors checkpoint holds both.
+/// safetensors checkpoint contains both.
 #[derive(Clone, Debug)]
 pub struct QuantileModel {
     /// Maps each image to the sorting score `s_j`.

@@ -1,4 +1,5 @@
-//! Aggregation of result files into the paper's Table 2, and the command lines of the grid.
+//! Aggregation of result files into Table 2 of the SoftSort paper (Prillo & Eisenschlos 2020),
+//! and the command lines of the grid that fills it.
 
 use serde::{Deserialize, Serialize};
 
@@ -98,7 +99,8 @@ pub fn summarize_table2(results: &[QuantileResult]) -> Vec<Table2Row> {
 }
 
 /// Formats rows from [`summarize_table2`] as a Markdown table; rows from the embedded
-/// sample are marked, since they say nothing about the paper's numbers.
+/// sample are marked, because a model trained on 600 images cannot be compared with the
+/// published numbers.
 pub fn table2_markdown(rows: &[Table2Row]) -> String {
     let mut text = String::from(
         "| n | method | runs | steps | test MSE (×1e-4) | R² | Spearman | published MSE (×1e-4) |\n\
@@ -130,7 +132,7 @@ pub fn table2_markdown(rows: &[Table2Row]) -> String {
 
 /// Returns the command lines of the full Table 2 grid: every method at every length of
 /// [`SEQUENCE_LENGTHS`] and every seed in `seeds`, each with `steps` training steps and the
-/// paper's temperature, writing into `out_dir/quantile/`.
+/// published temperature of [`default_tau`](crate::quantile::default_tau), writing into `out_dir/quantile/`.
 ///
 /// ```
 /// use experiments::quantile::grid_lines;

@@ -46,7 +46,7 @@ pub struct QuantileResult {
     pub config: QuantileConfig,
     /// The temperature used.
     pub tau: f64,
-    /// Which data was used, with the split sizes.
+    /// The data source and the split sizes.
     pub data: String,
     /// Whether the data was the small sample built into the binary.
     pub embedded_sample: bool,
@@ -70,7 +70,7 @@ pub struct QuantileResult {
 }
 
 impl QuantileResult {
-    /// One line with the run's settings and its test metrics.
+    /// Formats one line with the run's settings and its test metrics.
     pub fn summary_line(&self) -> String {
         format!(
             "quantile-mnist n={} {} tau={}: test MSE(x1e-4) {:.2} (soft {:.2}), R2 {:.3}, \
@@ -105,10 +105,10 @@ pub fn run(config: &QuantileConfig) -> Result<QuantileResult> {
     run_on(config, &data)
 }
 
-/// Trains both networks on `data` for `config.steps` steps, validates every
-/// `config.eval_interval` steps and after the last, keeps the best model (lowest validation
-/// MSE of the hard prediction) in a checkpoint, evaluates it on the test sequences and
-/// writes the result file `quantile-{method}-n{n}-seed{seed}.json` next to the checkpoint
+/// Trains both networks on `data` for `config.steps` steps and validates every
+/// `config.eval_interval` steps and after the last. The best model (lowest validation MSE of
+/// the hard prediction) is kept in a checkpoint and evaluated on the test sequences, and the
+/// function writes the result file `quantile-{method}-n{n}-seed{seed}.json` next to the checkpoint
 /// in `config.common.out`.
 ///
 /// # Errors
