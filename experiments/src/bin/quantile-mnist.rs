@@ -9,7 +9,7 @@ use experiments::quantile::{run, QuantileConfig};
 /// Trains a score network and a value network to predict the median of sequences of
 /// large-MNIST numbers, and reports the test MSE (×1e-4), R² and Spearman correlation.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(flatten)]
     config: QuantileConfig,

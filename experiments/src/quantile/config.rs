@@ -8,6 +8,9 @@ use crate::cnn::CnnInit;
 use crate::error::{Error, Result};
 use crate::run::CommonArgs;
 
+/// The name of the experiment in result files and grid lines.
+pub const EXPERIMENT: &str = "quantile-mnist";
+
 /// The sequence lengths of Table 2 of the SoftSort paper.
 pub const SEQUENCE_LENGTHS: [usize; 3] = [5, 9, 15];
 
@@ -97,13 +100,13 @@ pub fn default_tau(method: Method, n: usize) -> Option<f64> {
 #[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
 pub struct QuantileConfig {
     /// Sequence length n; must be odd so that the median is one element.
-    #[arg(long, default_value_t = 5)]
+    #[arg(short, long, default_value_t = 5)]
     pub n: usize,
     /// Sorting relaxation and loss.
     #[arg(long, value_enum, default_value_t = Method::DetSoftsort)]
     pub method: Method,
-    /// Temperature τ of the relaxation. Default: the paper's value for (method, n), defined
-    /// for n = 5, 9 and 15.
+    /// Temperature τ of the relaxation [default: the SoftSort paper's value for (method, n),
+    /// given for n = 5, 9 and 15].
     #[arg(long)]
     pub tau: Option<f64>,
     /// Training steps (one batch of M sequences each).
@@ -111,7 +114,7 @@ pub struct QuantileConfig {
     pub steps: usize,
     /// Sequences per training batch (M).
     #[arg(long, default_value_t = BATCH_SEQUENCES)]
-    pub batch: usize,
+    pub batch_size: usize,
     /// Gumbel samples per sequence for the stochastic methods.
     #[arg(long, default_value_t = 5)]
     pub samples: usize,
@@ -127,36 +130,17 @@ pub struct QuantileConfig {
     pub test_size: usize,
     /// Training steps between two validations; the last step is always validated.
     #[arg(long, default_value_t = 250)]
-    pub eval_interval: usize,
+    pub eval_every: usize,
     /// Sequences per forward pass during evaluation; bounds the memory, not the result.
     #[arg(long, default_value_t = 20)]
     pub eval_chunk: usize,
     /// Parameter initialisation of both networks.
-    #[arg(long, value_enum, default_value_t = InitFlag::TruncatedNormal)]
-    pub init: InitFlag,
+    #[arg(long, value_enum, default_value_t = CnnInit::TruncatedNormal)]
+    pub init: CnnInit,
     /// Data folder, output folder, seed and quiet mode.
     #[command(flatten)]
     #[serde(flatten)]
     pub common: CommonArgs,
-}
-
-/// The `--init` flag, mirroring [`CnnInit`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InitFlag {
-    /// Truncated normal weights (σ = 0.1), biases 0.1, as in the TensorFlow NeuralSort code.
-    TruncatedNormal,
-    /// PyTorch's default uniform initialisation.
-    PytorchDefault,
-}
-
-impl From<InitFlag> for CnnInit {
-    fn from(flag: InitFlag) -> Self {
-        match flag {
-            InitFlag::TruncatedNormal => CnnInit::TruncatedNormal,
-            InitFlag::PytorchDefault => CnnInit::PyTorchDefault,
-        }
-    }
 }
 
 impl QuantileConfig {
@@ -167,14 +151,14 @@ impl QuantileConfig {
             method,
             tau: None,
             steps: 2000,
-            batch: BATCH_SEQUENCES,
+            batch_size: BATCH_SEQUENCES,
             samples: 5,
             lr: 1e-3,
             eval_size: 200,
             test_size: 1000,
-            eval_interval: 250,
+            eval_every: 250,
             eval_chunk: 20,
-            init: InitFlag::TruncatedNormal,
+            init: CnnInit::TruncatedNormal,
             common: CommonArgs {
                 data: None,
                 out,
@@ -182,6 +166,15 @@ impl QuantileConfig {
                 quiet: true,
             },
         }
+    }
+
+    /// Returns the file name, without extension, of the result and checkpoint:
+    /// `quantile-mnist-{method}-n{n}-seed{seed}`.
+    pub fn file_stem(&self) -> String {
+        format!(
+            "{EXPERIMENT}-{}-n{}-seed{}",
+            self.method, self.n, self.common.seed
+        )
     }
 
     /// Returns the temperature of the run: `--tau` if given, otherwise [`default_tau`].
@@ -231,11 +224,11 @@ impl QuantileConfig {
         self.resolved_tau()?;
         let positive = [
             ("steps", self.steps),
-            ("batch", self.batch),
+            ("batch-size", self.batch_size),
             ("samples", self.samples),
             ("eval-size", self.eval_size),
             ("test-size", self.test_size),
-            ("eval-interval", self.eval_interval),
+            ("eval-every", self.eval_every),
             ("eval-chunk", self.eval_chunk),
         ];
         for (name, value) in positive {

@@ -123,7 +123,8 @@ pub fn stochastic_loss<'t, T: Float>(
 /// ```
 /// use experiments::quantile::hard_median_index;
 ///
-/// assert_eq!(hard_median_index(&[0.3f32, 2.0, -1.0, 0.9, 0.1])?, 3);
+/// // Descending order: 2.0 (index 1), 0.9 (3), 0.3 (0), 0.1 (4), −1.0 (2).
+/// assert_eq!(hard_median_index(&[0.3f32, 2.0, -1.0, 0.9, 0.1])?, 0);
 /// # Ok::<(), experiments::Error>(())
 /// ```
 ///

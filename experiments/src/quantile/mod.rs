@@ -40,7 +40,7 @@ mod report;
 mod train;
 
 pub use config::{
-    default_tau, InitFlag, Method, QuantileConfig, BATCH_SEQUENCES, SEQUENCE_LENGTHS,
+    default_tau, Method, QuantileConfig, BATCH_SEQUENCES, EXPERIMENT, SEQUENCE_LENGTHS,
 };
 pub use eval::{evaluate, MedianMetrics, QuantileEvaluation, NUMBER_SCALE};
 pub use loss::{
@@ -48,6 +48,7 @@ pub use loss::{
 };
 pub use model::{split_gradients, QuantileModel, SCORE_SCOPE, VALUE_SCOPE};
 pub use report::{
-    grid_lines, published_mse_e4, summarize_table2, table2_markdown, Table2Row, PUBLISHED_TABLE2,
+    collect_results, grid_lines, published_mse_e4, summarize_table2, table2_markdown,
+    QuantileCollected, Table2Row, PUBLISHED_TABLE2,
 };
 pub use train::{run, run_on, EvalCurvePoint, QuantileResult};

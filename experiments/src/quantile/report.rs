@@ -1,10 +1,16 @@
 //! Aggregation of result files into Table 2 of the SoftSort paper (Prillo & Eisenschlos 2020),
 //! and the command lines of the grid that fills it.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
-use crate::quantile::config::{Method, SEQUENCE_LENGTHS};
+use crate::error::Result;
+use crate::grid::{common_flags, GridOptions};
+use crate::quantile::config::{Method, EXPERIMENT, SEQUENCE_LENGTHS};
 use crate::quantile::train::QuantileResult;
+use crate::report::list_json_files;
+use crate::run::read_json;
 
 /// The published test MSE (×10⁻⁴) of the SoftSort paper's Table 2 that this project
 /// compares against: `(method, n, mse_e4)`. Only the deterministic NeuralSort column is
@@ -98,9 +104,9 @@ pub fn summarize_table2(results: &[QuantileResult]) -> Vec<Table2Row> {
         .collect()
 }
 
-/// Formats rows from [`summarize_table2`] as a Markdown table; rows from the embedded
-/// sample are marked, because a model trained on 600 images cannot be compared with the
-/// published numbers.
+/// Formats rows from [`summarize_table2`] as a Markdown table. Rows from the embedded sample
+/// are marked, because a model trained on its 1,100 training images cannot be compared with
+/// the published numbers.
 pub fn table2_markdown(rows: &[Table2Row]) -> String {
     let mut text = String::from(
         "| n | method | runs | steps | test MSE (×1e-4) | R² | Spearman | published MSE (×1e-4) |\n\
@@ -130,33 +136,75 @@ pub fn table2_markdown(rows: &[Table2Row]) -> String {
     text
 }
 
-/// Returns the command lines of the full Table 2 grid: every method at every length of
-/// [`SEQUENCE_LENGTHS`] and every seed in `seeds`, each with `steps` training steps and the
-/// published temperature of [`default_tau`](crate::quantile::default_tau), writing into `out_dir/quantile/`.
+/// Lists the runs of Table 2: every method at every length of [`SEQUENCE_LENGTHS`] with the
+/// published temperature of [`default_tau`](crate::quantile::default_tau), each repeated with
+/// seeds `0..repetitions`.
 ///
 /// ```
+/// use experiments::grid::GridOptions;
 /// use experiments::quantile::grid_lines;
 ///
-/// let lines = grid_lines(1000, &[0], "results");
+/// let lines = grid_lines(&GridOptions { repetitions: 1, ..GridOptions::default() });
 /// assert_eq!(lines.len(), 12);
 /// assert_eq!(
 ///     lines[0],
-///     "quantile-mnist --n 5 --method det-neuralsort --steps 1000 --seed 0 --out results/quantile"
+///     "target/release/quantile-mnist --method det-neuralsort -n 5 \
+///      --out results/quantile-mnist --seed 0 --quiet"
 /// );
 /// ```
-pub fn grid_lines(steps: usize, seeds: &[u64], out_dir: &str) -> Vec<String> {
+pub fn grid_lines(options: &GridOptions) -> Vec<String> {
+    let binary = options.bin_dir.join(EXPERIMENT);
     let mut lines = Vec::new();
     for n in SEQUENCE_LENGTHS {
         for method in Method::ALL {
-            for seed in seeds {
-                lines.push(format!(
-                    "quantile-mnist --n {n} --method {method} --steps {steps} --seed {seed} \
-                     --out {out_dir}/quantile"
-                ));
+            for seed in 0..options.repetitions {
+                let mut line = format!("{} --method {method} -n {n}", binary.display());
+                if let Some(steps) = options.steps {
+                    line.push_str(&format!(" --steps {steps}"));
+                }
+                line.push_str(&common_flags(options, EXPERIMENT, seed));
+                lines.push(line);
             }
         }
     }
     lines
+}
+
+/// The quantile-mnist results found in a folder, and the JSON files skipped.
+#[derive(Clone, Debug, Default)]
+pub struct QuantileCollected {
+    /// The parsed results, in file-name order.
+    pub results: Vec<QuantileResult>,
+    /// The JSON files that were not quantile-mnist results, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Reads every `*.json` file in `dir` and its subfolders and keeps the quantile-mnist
+/// results. Files of other experiments and files that do not parse are listed in
+/// [`QuantileCollected::skipped`].
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if a folder cannot be listed.
+pub fn collect_results(dir: &Path) -> Result<QuantileCollected> {
+    let mut files = Vec::new();
+    list_json_files(dir, &mut files)?;
+    files.sort();
+    let mut collected = QuantileCollected::default();
+    for file in files {
+        match read_json::<serde_json::Value>(&file) {
+            Ok(value) if value.get("experiment").and_then(|e| e.as_str()) != Some(EXPERIMENT) => {
+                collected
+                    .skipped
+                    .push((file, format!("not a {EXPERIMENT} result")));
+            }
+            Ok(value) => match serde_json::from_value::<QuantileResult>(value) {
+                Ok(result) => collected.results.push(result),
+                Err(error) => collected.skipped.push((file, error.to_string())),
+            },
+            Err(error) => collected.skipped.push((file, error.to_string())),
+        }
+    }
+    Ok(collected)
 }
 
 fn method_rank(method: Method) -> usize {

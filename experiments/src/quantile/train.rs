@@ -13,7 +13,7 @@ use softsort_ops::{Gumbel, NeuralSort, SoftSort};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::large_mnist::{LargeMnistGenerator, SequenceBatch};
-use crate::quantile::config::{Method, QuantileConfig};
+use crate::quantile::config::{Method, QuantileConfig, EXPERIMENT};
 use crate::quantile::eval::{evaluate, QuantileEvaluation, NUMBER_SCALE};
 use crate::quantile::loss::{deterministic_loss, stochastic_loss};
 use crate::quantile::model::{split_gradients, QuantileModel};
@@ -42,6 +42,8 @@ pub struct EvalCurvePoint {
 /// The result file of one run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QuantileResult {
+    /// Always [`EXPERIMENT`], so that reports can tell result files apart.
+    pub experiment: String,
     /// The settings, as given.
     pub config: QuantileConfig,
     /// The temperature used.
@@ -106,10 +108,10 @@ pub fn run(config: &QuantileConfig) -> Result<QuantileResult> {
 }
 
 /// Trains both networks on `data` for `config.steps` steps and validates every
-/// `config.eval_interval` steps and after the last. The best model (lowest validation MSE of
+/// `config.eval_every` steps and after the last. The best model (lowest validation MSE of
 /// the hard prediction) is kept in a checkpoint and evaluated on the test sequences, and the
-/// function writes the result file `quantile-{method}-n{n}-seed{seed}.json` next to the checkpoint
-/// in `config.common.out`.
+/// function writes the result file `<out>/<file stem>.json` (see
+/// [`QuantileConfig::file_stem`]) next to the checkpoint.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for invalid settings (see [`QuantileConfig::validate`]) or a
@@ -120,12 +122,12 @@ pub fn run_on(config: &QuantileConfig, data: &Dataset) -> Result<QuantileResult>
     let tau = config.resolved_tau()?;
     let seed = config.common.seed;
     let out = run::create_output_dir(&config.common.out)?;
-    let stem = format!("quantile-{}-n{}-seed{seed}", config.method, config.n);
+    let stem = config.file_stem();
     let mut best = BestCheckpoint::new(out.join(format!("{stem}.safetensors")));
 
     let rows = crate::large_mnist::DIGITS_PER_NUMBER * data.train.rows();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut model = QuantileModel::new(rows, data.train.cols(), config.init.into(), &mut rng)?;
+    let mut model = QuantileModel::new(rows, data.train.cols(), config.init, &mut rng)?;
     let adam = AdamConfig {
         lr: config.lr,
         ..AdamConfig::default()
@@ -139,7 +141,7 @@ pub fn run_on(config: &QuantileConfig, data: &Dataset) -> Result<QuantileResult>
         run::log(data.summary());
         run::log(format!(
             "n = {}, {}, tau = {tau}, {} steps of {} sequences",
-            config.n, config.method, config.steps, config.batch
+            config.n, config.method, config.steps, config.batch_size
         ));
     }
     let bar = run::progress_bar(config.steps as u64, config.common.quiet);
@@ -151,7 +153,7 @@ pub fn run_on(config: &QuantileConfig, data: &Dataset) -> Result<QuantileResult>
 
     for step in 1..=config.steps {
         let step_started = Instant::now();
-        let batch = generator.next_batch(config.batch)?;
+        let batch = generator.next_batch(config.batch_size)?;
         let gumbel_seed = seed
             .wrapping_mul(GUMBEL_STRIDE)
             .wrapping_add(step as u64 + GUMBEL_OFFSET);
@@ -166,7 +168,7 @@ pub fn run_on(config: &QuantileConfig, data: &Dataset) -> Result<QuantileResult>
         run::show_loss(&bar, loss);
         bar.inc(1);
 
-        if step % config.eval_interval == 0 || step == config.steps {
+        if step % config.eval_every == 0 || step == config.steps {
             let validation = evaluate(
                 &model,
                 &data.validation,
@@ -220,6 +222,7 @@ pub fn run_on(config: &QuantileConfig, data: &Dataset) -> Result<QuantileResult>
     )?;
 
     let result = QuantileResult {
+        experiment: EXPERIMENT.to_string(),
         config: config.clone(),
         tau,
         data: data.summary(),
