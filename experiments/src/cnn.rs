@@ -38,7 +38,18 @@ pub const CONV2_CHANNELS: usize = 64;
 pub const HIDDEN: usize = 64;
 
 /// The parameter initialisation of [`ScoreCnn::new`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum CnnInit {
     /// Weights from a normal distribution with standard deviation 0.1 truncated at two standard
     /// deviations, every bias 0.1: the initialisation of the TensorFlow NeuralSort code.

@@ -6,14 +6,18 @@ pub mod cnn;
 pub mod data_source;
 pub mod dataset;
 mod error;
+pub mod grid;
 pub mod idx;
 pub mod knn;
 pub mod knn_cnn;
 pub mod labeled_images;
 pub mod large_mnist;
 pub mod metrics;
+pub mod quantile;
+pub mod report;
 pub mod run;
 pub mod sample;
+pub mod sort_mnist;
 pub mod speed;
 
 pub use data_source::{DataOrigin, DataSource, DATA_ENV_VAR};

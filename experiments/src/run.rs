@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 
 /// The flags every experiment binary takes; binaries include them with
 /// `#[command(flatten)] common: CommonArgs`.
-#[derive(Clone, Debug, clap::Args, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args, Serialize, serde::Deserialize)]
 pub struct CommonArgs {
     /// Data folder that contains mnist/ (and fashion-mnist/), as filled by
     /// scripts/fetch-data.sh. Without it: $SOFTSORT_DATA, then a data/ folder found upwards
@@ -135,12 +135,12 @@ impl BestCheckpoint {
         BestCheckpoint { path, best: None }
     }
 
-    /// The checkpoint file.
+    /// Returns the checkpoint file.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The best validation score offered so far.
+    /// Returns the best validation score offered so far.
     pub fn best_score(&self) -> Option<f64> {
         self.best
     }

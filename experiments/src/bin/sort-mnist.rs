@@ -1,0 +1,36 @@
+//! Trains a CNN to sort sequences of four-digit MNIST numbers with a relaxed sorting operator
+//! (Table 1 of the SoftSort paper) and writes the test accuracy of the best validation model.
+//!
+//! Example: `cargo run --release -p experiments --bin sort-mnist -- --method det-softsort -n 3
+//! --steps 1500 --data data`
+
+use clap::Parser;
+use experiments::run::log;
+use experiments::sort_mnist::{run, Config};
+
+/// Learn to sort four-digit handwritten numbers with SoftSort, NeuralSort or Sinkhorn.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(&cli.config) {
+        Ok(result) => {
+            println!("{}", result.summary());
+            if result.data_is_sample {
+                log(
+                    "trained on the embedded MNIST sample; fetch the full data with \
+                     scripts/fetch-data.sh and pass --data data",
+                );
+            }
+        }
+        Err(error) => {
+            log(format!("error: {error}"));
+            std::process::exit(1);
+        }
+    }
+}

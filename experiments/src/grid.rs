@@ -1,0 +1,118 @@
+//! The full experiment grid of the SoftSort paper (Prillo & Eisenschlos 2020) as shell commands, one run per line, to feed GNU
+//! parallel (`grid | parallel -j 2`) or a Slurm array (`sed -n "${SLURM_ARRAY_TASK_ID}p"`).
+//!
+//! Each experiment contributes a function from [`GridOptions`] to its command lines and an
+//! entry in [`EXPERIMENTS`].
+//!
+//! ```
+//! use experiments::grid::{grid_lines, GridOptions};
+//!
+//! let lines = grid_lines(&GridOptions::default(), Some("sort-mnist"))?;
+//! assert_eq!(lines.len(), 5 * 6 * 10);
+//! assert!(lines[0].starts_with("target/release/sort-mnist --method det-softsort -n 3 --tau 1024"));
+//! # Ok::<(), experiments::Error>(())
+//! ```
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::sort_mnist::{default_tau, Method};
+
+/// The settings shared by the lines of every experiment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridOptions {
+    /// Repetitions of each configuration; repetition `r` uses seed `r`.
+    pub repetitions: usize,
+    /// The folder of the built binaries, such as `target/release`.
+    pub bin_dir: PathBuf,
+    /// The data folder passed as `--data`, if any.
+    pub data: Option<PathBuf>,
+    /// The results folder; each experiment writes to a subfolder named after it.
+    pub out: PathBuf,
+    /// Training steps per run, if not the binary's default.
+    pub steps: Option<usize>,
+}
+
+impl Default for GridOptions {
+    fn default() -> Self {
+        GridOptions {
+            repetitions: 10,
+            bin_dir: PathBuf::from("target/release"),
+            data: None,
+            out: PathBuf::from("results"),
+            steps: None,
+        }
+    }
+}
+
+/// An experiment's name and the function that lists its command lines.
+pub type GridEntry = (&'static str, fn(&GridOptions) -> Vec<String>);
+
+/// Every experiment with a grid, in the order [`grid_lines`] prints them.
+pub const EXPERIMENTS: &[GridEntry] = &[
+    ("sort-mnist", sort_mnist_lines),
+    (crate::quantile::EXPERIMENT, crate::quantile::grid_lines),
+];
+
+/// The sequence lengths of Table 1.
+pub const SORT_MNIST_LENGTHS: [usize; 5] = [3, 5, 7, 9, 15];
+
+/// Lists the command lines of every experiment, or of the one named `only`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `only` names no experiment.
+pub fn grid_lines(options: &GridOptions, only: Option<&str>) -> Result<Vec<String>> {
+    if let Some(name) = only {
+        if !EXPERIMENTS.iter().any(|(known, _)| *known == name) {
+            let known: Vec<&str> = EXPERIMENTS.iter().map(|(known, _)| *known).collect();
+            return Err(Error::invalid(
+                "grid",
+                "experiment",
+                name,
+                format!("choose one of {known:?}"),
+            ));
+        }
+    }
+    Ok(EXPERIMENTS
+        .iter()
+        .filter(|(name, _)| only.map_or(true, |wanted| wanted == *name))
+        .flat_map(|(_, lines)| lines(options))
+        .collect())
+}
+
+/// Formats the common tail of a command line: data folder, output folder, seed and `--quiet`.
+pub fn common_flags(options: &GridOptions, experiment: &str, seed: usize) -> String {
+    let mut flags = String::new();
+    if let Some(data) = &options.data {
+        flags.push_str(&format!(" --data {}", data.display()));
+    }
+    flags.push_str(&format!(
+        " --out {} --seed {seed} --quiet",
+        options.out.join(experiment).display()
+    ));
+    flags
+}
+
+/// Lists the runs of Table 1: every method and `n` of [`SORT_MNIST_LENGTHS`] with the
+/// temperature of [`default_tau`], each repeated with seeds `0..repetitions`.
+pub fn sort_mnist_lines(options: &GridOptions) -> Vec<String> {
+    let binary = options.bin_dir.join("sort-mnist");
+    let mut lines = Vec::new();
+    for n in SORT_MNIST_LENGTHS {
+        for method in Method::ALL {
+            for seed in 0..options.repetitions {
+                let mut line = format!(
+                    "{} --method {method} -n {n} --tau {}",
+                    binary.display(),
+                    default_tau(n)
+                );
+                if let Some(steps) = options.steps {
+                    line.push_str(&format!(" --steps {steps}"));
+                }
+                line.push_str(&common_flags(options, "sort-mnist", seed));
+                lines.push(line);
+            }
+        }
+    }
+    lines
+}
