@@ -83,6 +83,41 @@ impl PoolGeometry {
     }
 }
 
+/// Max-pools one plane `src` into `out`, recording in `arg` the offset of each window's
+/// maximum. `K` is the kernel length when known at compile time (so that the window loops
+/// unroll), or 0 to read it from `g`.
+///
+/// The first maximum in row-major window order wins ties; a NaN wins over every number so that
+/// it propagates. The comparisons are written as selects rather than branches: on real data
+/// the winner of each comparison is unpredictable.
+fn max_pool_plane<T: Float, const K: usize>(
+    g: &PoolGeometry,
+    src: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    let k = if K == 0 { g.kernel } else { K };
+    for oy in 0..g.out_h {
+        let top = oy * g.stride * g.width;
+        let out_row = &mut out[oy * g.out_w..][..g.out_w];
+        let arg_row = &mut arg[oy * g.out_w..][..g.out_w];
+        for (ox, (o, a)) in out_row.iter_mut().zip(arg_row.iter_mut()).enumerate() {
+            let corner = top + ox * g.stride;
+            let (mut best, mut best_value) = (corner, src[corner]);
+            for i in 0..k {
+                let row = corner + i * g.width;
+                for (j, &v) in src[row..row + k].iter().enumerate() {
+                    let wins = v > best_value || (v.is_nan() && !best_value.is_nan());
+                    best = if wins { row + j } else { best };
+                    best_value = if wins { v } else { best_value };
+                }
+            }
+            *o = best_value;
+            *a = best as u32;
+        }
+    }
+}
+
 struct MaxPool2d {
     kernel: usize,
     stride: usize,
@@ -105,8 +140,9 @@ impl<T: Float> Op<T> for MaxPool2d {
                 format!("planes of shape {} are too large", x.shape()),
             ));
         }
-        let mut out = vec![T::zero(); g.planes * g.out_len()];
-        let mut argmax = vec![0u32; out.len()];
+        let n_out = g.planes * g.out_len();
+        let mut out = vec![T::zero(); n_out];
+        let mut argmax = vec![0u32; n_out];
         let work = g.planes * g.out_len() * g.kernel * g.kernel;
         for_each_row2(
             &mut out,
@@ -116,22 +152,11 @@ impl<T: Float> Op<T> for MaxPool2d {
             work,
             |plane, out, arg| {
                 let src = &x.data()[plane * g.plane_len()..][..g.plane_len()];
-                g.for_each_window(|o, corner| {
-                    // The first maximum in row-major window order wins ties; a NaN wins
-                    // over every number so that it propagates.
-                    let (mut best, mut best_value) = (corner, src[corner]);
-                    for i in 0..g.kernel {
-                        let row = corner + i * g.width;
-                        for (j, &v) in src[row..row + g.kernel].iter().enumerate() {
-                            if v > best_value || (v.is_nan() && !best_value.is_nan()) {
-                                best = row + j;
-                                best_value = v;
-                            }
-                        }
-                    }
-                    out[o] = best_value;
-                    arg[o] = best as u32;
-                });
+                match g.kernel {
+                    2 => max_pool_plane::<T, 2>(&g, src, out, arg),
+                    3 => max_pool_plane::<T, 3>(&g, src, out, arg),
+                    _ => max_pool_plane::<T, 0>(&g, src, out, arg),
+                }
             },
         );
         self.argmax = argmax;
