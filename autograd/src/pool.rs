@@ -84,36 +84,85 @@ impl PoolGeometry {
 }
 
 /// Max-pools one plane `src` into `out`, recording in `arg` the offset of each window's
-/// maximum. `K` is the kernel length when known at compile time (so that the window loops
-/// unroll), or 0 to read it from `g`.
+/// maximum.
 ///
 /// The first maximum in row-major window order wins ties; a NaN wins over every number so that
-/// it propagates. The comparisons are written as selects rather than branches: on real data
-/// the winner of each comparison is unpredictable.
-fn max_pool_plane<T: Float, const K: usize>(
-    g: &PoolGeometry,
-    src: &[T],
-    out: &mut [T],
-    arg: &mut [u32],
-) {
-    let k = if K == 0 { g.kernel } else { K };
+/// it propagates. The winner of each comparison is unpredictable on real data, so planes
+/// without NaNs avoid branches: one sweep over the output row per window position takes the
+/// maxima, a second locates the first element equal to each maximum with integer arithmetic,
+/// and the output copies that element.
+fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mut [u32]) {
+    let has_nan = src.iter().fold(false, |seen, v| seen | v.is_nan());
+    if has_nan {
+        max_pool_plane_with_nan(g, src, out, arg);
+        return;
+    }
+    let span = (g.out_w - 1) * g.stride + 1;
+    let mut searching = vec![0u32; g.out_w];
     for oy in 0..g.out_h {
         let top = oy * g.stride * g.width;
         let out_row = &mut out[oy * g.out_w..][..g.out_w];
         let arg_row = &mut arg[oy * g.out_w..][..g.out_w];
-        for (ox, (o, a)) in out_row.iter_mut().zip(arg_row.iter_mut()).enumerate() {
-            let corner = top + ox * g.stride;
-            let (mut best, mut best_value) = (corner, src[corner]);
-            for i in 0..k {
-                let row = corner + i * g.width;
-                for (j, &v) in src[row..row + k].iter().enumerate() {
-                    let wins = v > best_value || (v.is_nan() && !best_value.is_nan());
-                    best = if wins { row + j } else { best };
-                    best_value = if wins { v } else { best_value };
+        let line = |i: usize, j: usize| {
+            let base = top + i * g.width + j;
+            src[base..base + span].iter().step_by(g.stride)
+        };
+        for (o, &v) in out_row.iter_mut().zip(line(0, 0)) {
+            *o = v;
+        }
+        for i in 0..g.kernel {
+            for j in (0..g.kernel).skip(usize::from(i == 0)) {
+                for (o, &v) in out_row.iter_mut().zip(line(i, j)) {
+                    *o = o.max(v);
                 }
             }
-            *o = best_value;
-            *a = best as u32;
+        }
+        // arg = the offset of the window's first element; then, while the maximum has not been
+        // met, step to the next element of the window.
+        for (ox, a) in arg_row.iter_mut().enumerate() {
+            *a = (top + ox * g.stride) as u32;
+        }
+        searching.fill(1);
+        for i in 0..g.kernel {
+            for j in 0..g.kernel {
+                let step = if j + 1 < g.kernel {
+                    1
+                } else {
+                    g.width + 1 - g.kernel
+                } as u32;
+                let rows = arg_row
+                    .iter_mut()
+                    .zip(searching.iter_mut())
+                    .zip(out_row.iter());
+                for (((a, s), &m), &v) in rows.zip(line(i, j)) {
+                    *s &= u32::from(v != m);
+                    *a += *s * step;
+                }
+            }
+        }
+        for (o, &a) in out_row.iter_mut().zip(arg_row.iter()) {
+            *o = src[a as usize];
+        }
+    }
+}
+
+/// [`max_pool_plane`] for planes holding a NaN, comparing element by element.
+fn max_pool_plane_with_nan<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mut [u32]) {
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let corner = oy * g.stride * g.width + ox * g.stride;
+            let (mut best, mut best_value) = (corner, src[corner]);
+            for i in 0..g.kernel {
+                let row = corner + i * g.width;
+                for (j, &v) in src[row..row + g.kernel].iter().enumerate() {
+                    if v > best_value || (v.is_nan() && !best_value.is_nan()) {
+                        best = row + j;
+                        best_value = v;
+                    }
+                }
+            }
+            out[oy * g.out_w + ox] = best_value;
+            arg[oy * g.out_w + ox] = best as u32;
         }
     }
 }
@@ -152,11 +201,7 @@ impl<T: Float> Op<T> for MaxPool2d {
             work,
             |plane, out, arg| {
                 let src = &x.data()[plane * g.plane_len()..][..g.plane_len()];
-                match g.kernel {
-                    2 => max_pool_plane::<T, 2>(&g, src, out, arg),
-                    3 => max_pool_plane::<T, 3>(&g, src, out, arg),
-                    _ => max_pool_plane::<T, 0>(&g, src, out, arg),
-                }
+                max_pool_plane(&g, src, out, arg);
             },
         );
         self.argmax = argmax;
