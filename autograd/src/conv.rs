@@ -71,8 +71,8 @@ fn chunk_len(batch: usize) -> usize {
 }
 
 /// Runs `f(scratch, item)` on each item, in parallel when `parallel` is set. `scratch` is a
-/// buffer of `scratch_len` elements that `f` may overwrite freely; it is allocated once per
-/// worker rather than once per item, since it is large (a whole lowered image).
+/// buffer of `scratch_len` elements that `f` may overwrite freely. It holds a whole lowered
+/// image, so it is allocated once per worker rather than once per item.
 fn run_items<T: Float, I: Send>(
     parallel: bool,
     items: Vec<I>,

@@ -80,13 +80,13 @@ pub fn for_each_row2<T, U, F>(
 }
 
 /// Elements per task of the elementwise maps below. Each output element depends on its own
-/// inputs only, so any chunking gives the same bits; a fixed length keeps tasks large enough
+/// inputs only, so any chunking gives the same bits. A fixed length keeps tasks large enough
 /// to pay for themselves.
 const MAP_CHUNK: usize = 1 << 14;
 
-/// Builds a vector of `len` elements, letting `fill(start, out)` initialise every element of
-/// each chunk `out`, which holds the elements `start..start + out.len()`; in parallel when `len`
-/// reaches [`PARALLEL_THRESHOLD`].
+/// Builds a vector of `len` elements by letting `fill(start, out)` initialise every element of
+/// each chunk `out`, which covers the elements `start..start + out.len()`. Chunks run in
+/// parallel when `len` reaches [`PARALLEL_THRESHOLD`].
 fn build_vec<U, F>(len: usize, fill: F) -> Vec<U>
 where
     U: Send,

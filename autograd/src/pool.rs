@@ -88,9 +88,9 @@ impl PoolGeometry {
 ///
 /// The first maximum in row-major window order wins ties; a NaN wins over every number so that
 /// it propagates. The winner of each comparison is unpredictable on real data, so planes
-/// without NaNs avoid branches: one sweep over the output row per window position takes the
-/// maxima, a second locates the first element equal to each maximum with integer arithmetic,
-/// and the output copies that element.
+/// without NaNs avoid branches. One sweep over the output row per window position takes the
+/// maxima. A second sweep locates the first element equal to each maximum with integer
+/// arithmetic, and the output copies that element.
 fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mut [u32]) {
     let has_nan = src.iter().fold(false, |seen, v| seen | v.is_nan());
     if has_nan {

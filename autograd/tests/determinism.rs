@@ -152,7 +152,7 @@ fn elementwise_broadcast_is_bit_identical_across_thread_counts() {
 }
 
 #[test]
-fn pooling_and_unary_ops_are_bit_identical_across_thread_counts() {
+fn pooling_and_unary_bit_identical_across_threads() {
     let mut rng = StdRng::seed_from_u64(11);
     let x = Tensor::<f32>::normal([4, 8, 48, 40], 0.0, 1.0, &mut rng).unwrap();
     let compute = || -> autograd::Result<Vec<Tensor<f32>>> {
