@@ -226,6 +226,12 @@ impl<T: Float> Op<T> for Conv2d {
         }
 
         let bias = inputs.get(2).map(|b| b.data());
+        // A copy of the O × K weight in column-major order. matrixmultiply packs its left
+        // operand with contiguous copies only in that order, and it packs it for every image.
+        let mut w_columns = Vec::with_capacity(k * out_channels);
+        for column in 0..k {
+            w_columns.extend((0..out_channels).map(|o| w.data()[o * k + column]));
+        }
         let chunk = chunk_len(batch);
         let parallel = batch > 1 && batch * image_out * k >= PARALLEL_THRESHOLD;
         let items: Vec<(usize, &mut [T])> = out.chunks_mut(chunk * image_out).enumerate().collect();
@@ -247,7 +253,7 @@ impl<T: Float> Op<T> for Conv2d {
                     out_channels,
                     k,
                     p,
-                    (w.data(), k as isize, 1),
+                    (&w_columns, 1, out_channels as isize),
                     (cols, p as isize, 1),
                     beta,
                     y,
