@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::im2col::{col2im_add, im2col, ConvGeometry};
+use crate::im2col::{im2col, im2row, row2im_add, ConvGeometry};
 use crate::op::{BackwardArgs, Op};
 use crate::parallel::PARALLEL_THRESHOLD;
 use crate::tape::Var;
@@ -70,12 +70,23 @@ fn chunk_len(batch: usize) -> usize {
     batch.div_ceil(MAX_CHUNKS).max(1)
 }
 
-/// Runs `f` on each item, in parallel when `parallel` is set.
-fn run_items<I: Send>(parallel: bool, items: Vec<I>, f: impl Fn(I) + Sync + Send) {
+/// Runs `f(scratch, item)` on each item, in parallel when `parallel` is set. `scratch` is a
+/// buffer of `scratch_len` elements that `f` may overwrite freely. It holds a whole lowered
+/// image, so it is allocated once per worker rather than once per item.
+fn run_items<T: Float, I: Send>(
+    parallel: bool,
+    items: Vec<I>,
+    scratch_len: usize,
+    f: impl Fn(&mut [T], I) + Sync + Send,
+) {
+    let scratch = || vec![T::zero(); scratch_len];
     if parallel {
-        items.into_par_iter().for_each(f);
+        items
+            .into_par_iter()
+            .for_each_init(scratch, |buffer, item| f(buffer, item));
     } else {
-        items.into_iter().for_each(f);
+        let mut buffer = scratch();
+        items.into_iter().for_each(|item| f(&mut buffer, item));
     }
 }
 
@@ -215,18 +226,19 @@ impl<T: Float> Op<T> for Conv2d {
         }
 
         let bias = inputs.get(2).map(|b| b.data());
+        // A copy of the O × K weight in column-major order. matrixmultiply packs its left
+        // operand with contiguous copies only in that order, and it packs it for every image.
+        let mut w_columns = Vec::with_capacity(k * out_channels);
+        for column in 0..k {
+            w_columns.extend((0..out_channels).map(|o| w.data()[o * k + column]));
+        }
         let chunk = chunk_len(batch);
         let parallel = batch > 1 && batch * image_out * k >= PARALLEL_THRESHOLD;
         let items: Vec<(usize, &mut [T])> = out.chunks_mut(chunk * image_out).enumerate().collect();
-        run_items(parallel, items, |(chunk_index, out_chunk)| {
-            let mut cols = vec![T::zero(); k * p];
+        run_items(parallel, items, k * p, |cols, (chunk_index, out_chunk)| {
             for (offset, y) in out_chunk.chunks_exact_mut(image_out).enumerate() {
                 let n = chunk_index * chunk + offset;
-                im2col(
-                    &g,
-                    &x.data()[n * g.image_len()..][..g.image_len()],
-                    &mut cols,
-                );
+                im2col(&g, &x.data()[n * g.image_len()..][..g.image_len()], cols);
                 // y = W · cols (+ bias in every column of row o).
                 let beta = match bias {
                     Some(b) => {
@@ -241,8 +253,8 @@ impl<T: Float> Op<T> for Conv2d {
                     out_channels,
                     k,
                     p,
-                    (w.data(), k as isize, 1),
-                    (&cols, p as isize, 1),
+                    (&w_columns, 1, out_channels as isize),
+                    (cols, p as isize, 1),
                     beta,
                     y,
                 );
@@ -251,8 +263,8 @@ impl<T: Float> Op<T> for Conv2d {
         Tensor::from_vec(out, [batch, out_channels, g.out_h, g.out_w])
     }
 
-    // With G_n = ∂L/∂y_n as an O × P matrix per image:
-    //   ∂L/∂x_n = col2im(Wᵀ · G_n),  ∂L/∂W = Σ_n G_n · cols_nᵀ,  ∂L/∂b_o = Σ_n Σ_p G_n[o, p].
+    // With G_n = ∂L/∂y_n as an O × P matrix per image and rows_n = cols_nᵀ (P × K):
+    //   ∂L/∂x_n = row2im(G_nᵀ · W),  ∂L/∂W = Σ_n G_n · rows_n,  ∂L/∂b_o = Σ_n Σ_p G_n[o, p].
     fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
         let g = self.geometry.expect("forward ran before backward");
         let (x, w, grad) = (&args.inputs[0], &args.inputs[1], args.grad_output);
@@ -295,22 +307,23 @@ impl<T: Float> Op<T> for Conv2d {
         }
 
         let parallel = batch > 1 && batch * image_out * k >= PARALLEL_THRESHOLD;
-        run_items(parallel, items, |mut item| {
-            let mut cols = vec![T::zero(); k * p];
+        run_items(parallel, items, k * p, |rows, mut item| {
             let first = item.index * chunk;
             let last = (first + chunk).min(batch);
             for n in first..last {
                 let gy = &grad.data()[n * image_out..][..image_out];
                 if let Some(dw) = item.dw.as_deref_mut() {
                     let xn = &x.data()[n * g.image_len()..][..g.image_len()];
-                    im2col(&g, xn, &mut cols);
-                    // dW += G_n · cols_nᵀ, with cols_nᵀ (P × K) read through swapped strides.
+                    // The patches as rows (P × K), so that the product below reads its right
+                    // operand contiguously along the output.
+                    im2row(&g, xn, rows);
+                    // dW += G_n · rows_n.
                     gemm(
                         out_channels,
                         p,
                         k,
                         (gy, p as isize, 1),
-                        (&cols, 1, p as isize),
+                        (rows, k as isize, 1),
                         T::one(),
                         dw,
                     );
@@ -321,18 +334,19 @@ impl<T: Float> Op<T> for Conv2d {
                     }
                 }
                 if let Some(dx) = item.dx.as_deref_mut() {
-                    // dcols = Wᵀ · G_n, with Wᵀ (K × O) read through swapped strides.
+                    // drows = G_nᵀ · W (P × K), with G_nᵀ read through swapped strides, then
+                    // scattered back onto the image.
                     gemm(
-                        k,
-                        out_channels,
                         p,
-                        (w.data(), 1, k as isize),
-                        (gy, p as isize, 1),
+                        out_channels,
+                        k,
+                        (gy, 1, p as isize),
+                        (w.data(), k as isize, 1),
                         T::zero(),
-                        &mut cols,
+                        rows,
                     );
                     let dxn = &mut dx[(n - first) * g.image_len()..][..g.image_len()];
-                    col2im_add(&g, &cols, dxn);
+                    row2im_add(&g, rows, dxn);
                 }
             }
         });

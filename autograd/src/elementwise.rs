@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::op::{BackwardArgs, Op};
-use crate::parallel::for_each_row;
+use crate::parallel::{for_each_row, map1, map2, map3};
 use crate::shape::{broadcast_shapes, broadcast_strides, Shape};
 use crate::tape::Var;
 use crate::tensor::Tensor;
@@ -19,13 +19,7 @@ pub fn broadcast_zip<T: Float>(
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<Tensor<T>> {
     if a.shape() == b.shape() {
-        let data = a
-            .data()
-            .iter()
-            .zip(b.data())
-            .map(|(&x, &y)| f(x, y))
-            .collect();
-        return Tensor::from_vec(data, a.shape().clone());
+        return Tensor::from_vec(map2(a.data(), b.data(), f), a.shape().clone());
     }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
     let mut out = vec![T::zero(); shape.numel()];
@@ -110,7 +104,10 @@ impl<T: Float> Op<T> for Binary {
         let name = <Self as Op<T>>::name(self);
         let (ga, gb) = match self.0 {
             BinaryKind::Add => (Some(g.clone()), Some(g.clone())),
-            BinaryKind::Sub => (Some(g.clone()), Some(g.map(|x| -x))),
+            BinaryKind::Sub => (
+                Some(g.clone()),
+                Some(Tensor::from_vec(map1(g.data(), |x| -x), g.shape().clone())?),
+            ),
             BinaryKind::Mul => (
                 args.needs_grad[0]
                     .then(|| broadcast_zip(name, g, b, |g, b| g * b))
@@ -188,6 +185,25 @@ impl Unary {
         }
     }
 
+    /// [`Unary::eval`] on every element; the cheap functions get their own loops, free of the
+    /// per-element dispatch.
+    fn eval_all<T: Float>(&self, x: &[T]) -> Vec<T> {
+        match self.0 {
+            UnaryKind::Neg => map1(x, |v| -v),
+            UnaryKind::Abs => map1(x, |v| v.abs()),
+            UnaryKind::Relu => map1(x, |v| if v > T::zero() { v } else { T::zero() }),
+            UnaryKind::AddScalar(c) => {
+                let c = T::from_f64(c);
+                map1(x, move |v| v + c)
+            }
+            UnaryKind::MulScalar(c) => {
+                let c = T::from_f64(c);
+                map1(x, move |v| v * c)
+            }
+            _ => map1(x, |v| self.eval(v)),
+        }
+    }
+
     /// `∂y/∂x` from the input `x` and the output `y`.
     fn derivative<T: Float>(&self, x: T, y: T) -> T {
         let one = T::one();
@@ -241,7 +257,7 @@ impl<T: Float> Op<T> for Unary {
 
     fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
         let x = &inputs[0];
-        let y = x.map(|v| self.eval(v));
+        let y = Tensor::from_vec(self.eval_all(x.data()), x.shape().clone())?;
         if matches!(
             self.0,
             UnaryKind::Log | UnaryKind::Sqrt | UnaryKind::Powf(_)
@@ -265,13 +281,21 @@ impl<T: Float> Op<T> for Unary {
 
     fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
         let (x, y, g) = (&args.inputs[0], args.output, args.grad_output);
-        let data = x
-            .data()
-            .iter()
-            .zip(y.data())
-            .zip(g.data())
-            .map(|((&x, &y), &g)| g * self.derivative(x, y))
-            .collect();
+        let data = match self.0 {
+            // The cheap derivatives get their own loops, free of the per-element dispatch.
+            UnaryKind::Relu => map2(x.data(), g.data(), |x, g| {
+                g * if x > T::zero() { T::one() } else { T::zero() }
+            }),
+            UnaryKind::Neg => map1(g.data(), |g| g * -T::one()),
+            UnaryKind::AddScalar(_) => map1(g.data(), |g| g * T::one()),
+            UnaryKind::MulScalar(c) => {
+                let c = T::from_f64(c);
+                map1(g.data(), move |g| g * c)
+            }
+            _ => map3(x.data(), y.data(), g.data(), |x, y, g| {
+                g * self.derivative(x, y)
+            }),
+        };
         Ok(vec![Some(Tensor::from_vec(data, x.shape().clone())?)])
     }
 }

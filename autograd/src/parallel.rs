@@ -4,6 +4,8 @@
 //! on the problem size, and computes each output element with the same sequential arithmetic
 //! whatever thread runs it. Results are therefore bit-identical for any number of rayon threads.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// Below this many scalar operations, kernels run on the calling thread: spawning costs more
@@ -75,4 +77,95 @@ pub fn for_each_row2<T, U, F>(
             .enumerate()
             .for_each(|(i, (a, b))| f(i, a, b));
     }
+}
+
+/// Elements per task of the elementwise maps below. Each output element depends on its own
+/// inputs only, so any chunking gives the same bits. A fixed length keeps tasks large enough
+/// to pay for themselves.
+const MAP_CHUNK: usize = 1 << 14;
+
+/// Builds a vector of `len` elements by letting `fill(start, out)` initialise every element of
+/// each chunk `out`, which covers the elements `start..start + out.len()`. Chunks run in
+/// parallel when `len` reaches [`PARALLEL_THRESHOLD`].
+fn build_vec<U, F>(len: usize, fill: F) -> Vec<U>
+where
+    U: Send,
+    F: Fn(usize, &mut [MaybeUninit<U>]) + Sync + Send,
+{
+    let mut out: Vec<U> = Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if len < PARALLEL_THRESHOLD {
+        fill(0, spare);
+    } else {
+        spare
+            .par_chunks_mut(MAP_CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| fill(i * MAP_CHUNK, chunk));
+    }
+    // SAFETY: the callers below write every element of every chunk they are given, and the
+    // chunks cover `0..len`, so the first `len` elements are initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `f(a[i])` for every element, in parallel for long inputs. The result does not depend on the
+/// number of threads.
+pub fn map1<A, U, F>(a: &[A], f: F) -> Vec<U>
+where
+    A: Copy + Sync,
+    U: Send,
+    F: Fn(A) -> U + Sync + Send,
+{
+    build_vec(a.len(), |start, out| {
+        let end = start + out.len();
+        for (o, &x) in out.iter_mut().zip(&a[start..end]) {
+            o.write(f(x));
+        }
+    })
+}
+
+/// `f(a[i], b[i])` for every element of two equally long slices, in parallel for long inputs.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn map2<A, B, U, F>(a: &[A], b: &[B], f: F) -> Vec<U>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    U: Send,
+    F: Fn(A, B) -> U + Sync + Send,
+{
+    assert_eq!(a.len(), b.len(), "map2 needs equally long inputs");
+    build_vec(a.len(), |start, out| {
+        let end = start + out.len();
+        for ((o, &x), &y) in out.iter_mut().zip(&a[start..end]).zip(&b[start..end]) {
+            o.write(f(x, y));
+        }
+    })
+}
+
+/// `f(a[i], b[i], c[i])` for every element of three equally long slices, in parallel for long
+/// inputs.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn map3<A, B, C, U, F>(a: &[A], b: &[B], c: &[C], f: F) -> Vec<U>
+where
+    A: Copy + Sync,
+    B: Copy + Sync,
+    C: Copy + Sync,
+    U: Send,
+    F: Fn(A, B, C) -> U + Sync + Send,
+{
+    assert!(
+        a.len() == b.len() && a.len() == c.len(),
+        "map3 needs equally long inputs"
+    );
+    build_vec(a.len(), |start, out| {
+        let end = start + out.len();
+        let inputs = a[start..end].iter().zip(&b[start..end]).zip(&c[start..end]);
+        for (o, ((&x, &y), &z)) in out.iter_mut().zip(inputs) {
+            o.write(f(x, y, z));
+        }
+    })
 }

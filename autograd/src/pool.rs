@@ -83,6 +83,90 @@ impl PoolGeometry {
     }
 }
 
+/// Max-pools one plane `src` into `out`, recording in `arg` the offset of each window's
+/// maximum.
+///
+/// The first maximum in row-major window order wins ties; a NaN wins over every number so that
+/// it propagates. The winner of each comparison is unpredictable on real data, so planes
+/// without NaNs avoid branches. One sweep over the output row per window position takes the
+/// maxima. A second sweep locates the first element equal to each maximum with integer
+/// arithmetic, and the output copies that element.
+fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mut [u32]) {
+    let has_nan = src.iter().fold(false, |seen, v| seen | v.is_nan());
+    if has_nan {
+        max_pool_plane_with_nan(g, src, out, arg);
+        return;
+    }
+    let span = (g.out_w - 1) * g.stride + 1;
+    let mut searching = vec![0u32; g.out_w];
+    for oy in 0..g.out_h {
+        let top = oy * g.stride * g.width;
+        let out_row = &mut out[oy * g.out_w..][..g.out_w];
+        let arg_row = &mut arg[oy * g.out_w..][..g.out_w];
+        let line = |i: usize, j: usize| {
+            let base = top + i * g.width + j;
+            src[base..base + span].iter().step_by(g.stride)
+        };
+        for (o, &v) in out_row.iter_mut().zip(line(0, 0)) {
+            *o = v;
+        }
+        for i in 0..g.kernel {
+            for j in (0..g.kernel).skip(usize::from(i == 0)) {
+                for (o, &v) in out_row.iter_mut().zip(line(i, j)) {
+                    *o = o.max(v);
+                }
+            }
+        }
+        // arg = the offset of the window's first element; then, while the maximum has not been
+        // met, step to the next element of the window.
+        for (ox, a) in arg_row.iter_mut().enumerate() {
+            *a = (top + ox * g.stride) as u32;
+        }
+        searching.fill(1);
+        for i in 0..g.kernel {
+            for j in 0..g.kernel {
+                let step = if j + 1 < g.kernel {
+                    1
+                } else {
+                    g.width + 1 - g.kernel
+                } as u32;
+                let rows = arg_row
+                    .iter_mut()
+                    .zip(searching.iter_mut())
+                    .zip(out_row.iter());
+                for (((a, s), &m), &v) in rows.zip(line(i, j)) {
+                    *s &= u32::from(v != m);
+                    *a += *s * step;
+                }
+            }
+        }
+        for (o, &a) in out_row.iter_mut().zip(arg_row.iter()) {
+            *o = src[a as usize];
+        }
+    }
+}
+
+/// [`max_pool_plane`] for planes holding a NaN, comparing element by element.
+fn max_pool_plane_with_nan<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mut [u32]) {
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let corner = oy * g.stride * g.width + ox * g.stride;
+            let (mut best, mut best_value) = (corner, src[corner]);
+            for i in 0..g.kernel {
+                let row = corner + i * g.width;
+                for (j, &v) in src[row..row + g.kernel].iter().enumerate() {
+                    if v > best_value || (v.is_nan() && !best_value.is_nan()) {
+                        best = row + j;
+                        best_value = v;
+                    }
+                }
+            }
+            out[oy * g.out_w + ox] = best_value;
+            arg[oy * g.out_w + ox] = best as u32;
+        }
+    }
+}
+
 struct MaxPool2d {
     kernel: usize,
     stride: usize,
@@ -105,8 +189,9 @@ impl<T: Float> Op<T> for MaxPool2d {
                 format!("planes of shape {} are too large", x.shape()),
             ));
         }
-        let mut out = vec![T::zero(); g.planes * g.out_len()];
-        let mut argmax = vec![0u32; out.len()];
+        let n_out = g.planes * g.out_len();
+        let mut out = vec![T::zero(); n_out];
+        let mut argmax = vec![0u32; n_out];
         let work = g.planes * g.out_len() * g.kernel * g.kernel;
         for_each_row2(
             &mut out,
@@ -116,22 +201,7 @@ impl<T: Float> Op<T> for MaxPool2d {
             work,
             |plane, out, arg| {
                 let src = &x.data()[plane * g.plane_len()..][..g.plane_len()];
-                g.for_each_window(|o, corner| {
-                    // The first maximum in row-major window order wins ties; a NaN wins
-                    // over every number so that it propagates.
-                    let (mut best, mut best_value) = (corner, src[corner]);
-                    for i in 0..g.kernel {
-                        let row = corner + i * g.width;
-                        for (j, &v) in src[row..row + g.kernel].iter().enumerate() {
-                            if v > best_value || (v.is_nan() && !best_value.is_nan()) {
-                                best = row + j;
-                                best_value = v;
-                            }
-                        }
-                    }
-                    out[o] = best_value;
-                    arg[o] = best as u32;
-                });
+                max_pool_plane(&g, src, out, arg);
             },
         );
         self.argmax = argmax;

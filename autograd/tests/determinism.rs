@@ -150,3 +150,37 @@ fn elementwise_broadcast_is_bit_identical_across_thread_counts() {
         );
     }
 }
+
+#[test]
+fn pooling_and_unary_bit_identical_across_threads() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let x = Tensor::<f32>::normal([4, 8, 48, 40], 0.0, 1.0, &mut rng).unwrap();
+    let compute = || -> autograd::Result<Vec<Tensor<f32>>> {
+        let tape = Tape::new();
+        let xv = tape.param(x.clone());
+        let h = xv
+            .relu()?
+            .max_pool2d(2, 2)?
+            .mul_scalar(1.5)?
+            .neg()?
+            .tanh()?;
+        let g = xv.avg_pool2d(3, 1)?.sigmoid()?.abs()?.add_scalar(0.25)?;
+        let loss = h.mul(h)?.sum()?.add(g.log()?.mean()?)?;
+        let grads = tape.backward(loss)?;
+        Ok(vec![h.value(), g.value(), grads.get(xv)?.clone()])
+    };
+    let in_pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("building a rayon pool")
+            .install(compute)
+            .expect("the computation runs")
+    };
+    let reference = in_pool(1);
+    for threads in [2, 3] {
+        for (k, (a, b)) in reference.iter().zip(&in_pool(threads)).enumerate() {
+            assert!(a.bit_eq(b), "result {k} differs at {threads} threads");
+        }
+    }
+}

@@ -108,6 +108,89 @@ fn overlapping_max_windows_accumulate_gradient() {
     assert_eq!(grads.get(x).unwrap().data()[4], 4.0);
 }
 
+/// Max pooling by its definition, one window at a time: the value and the plane offset of the
+/// first maximum in row-major window order, a NaN winning over every number.
+fn max_pool_reference(
+    x: &[f32],
+    dims: [usize; 4],
+    kernel: usize,
+    stride: usize,
+) -> (Vec<f32>, Vec<usize>) {
+    let [n, c, h, w] = dims;
+    let (oh, ow) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
+    let (mut values, mut offsets) = (Vec::new(), Vec::new());
+    for plane in 0..n * c {
+        let src = &x[plane * h * w..][..h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = (oy * stride) * w + ox * stride;
+                for i in 0..kernel {
+                    for j in 0..kernel {
+                        let at = (oy * stride + i) * w + ox * stride + j;
+                        let (v, b) = (src[at], src[best]);
+                        if v > b || (v.is_nan() && !b.is_nan()) {
+                            best = at;
+                        }
+                    }
+                }
+                values.push(src[best]);
+                offsets.push(plane * h * w + best);
+            }
+        }
+    }
+    (values, offsets)
+}
+
+#[test]
+fn max_pool2d_matches_definition_on_ties() {
+    // Few distinct values, so that most windows hold ties, including 0.0 against -0.0.
+    let levels = [-1.0f32, -0.0, 0.0, 0.5, 2.0];
+    let mut rng = StdRng::seed_from_u64(3);
+    for (dims, kernel, stride, with_nan) in [
+        ([2, 3, 9, 11], 2, 2, false),
+        ([2, 3, 9, 11], 3, 2, false),
+        ([1, 2, 8, 7], 3, 1, false),
+        ([1, 2, 8, 7], 2, 1, true),
+        ([1, 1, 6, 6], 1, 1, false),
+    ] {
+        let numel: usize = dims.iter().product();
+        let mut data: Vec<f32> = (0..numel)
+            .map(|_| *levels.choose(&mut rng).unwrap())
+            .collect();
+        if with_nan {
+            data[5] = f32::NAN;
+        }
+        let (values, offsets) = max_pool_reference(&data, dims, kernel, stride);
+        let tape = Tape::<f32>::new();
+        let x = tape.param(Tensor::from_vec(data.clone(), dims).unwrap());
+        let y = x.max_pool2d(kernel, stride).unwrap();
+        let got = y.value();
+        for (k, (&a, &b)) in got.data().iter().zip(&values).enumerate() {
+            assert!(
+                a.to_bits() == b.to_bits(),
+                "output {k}: {a} vs {b} for {dims:?} k{kernel} s{stride}"
+            );
+        }
+        // Weight each output by a distinct factor so that the gradient shows where each went.
+        let weights = Tensor::from_vec(
+            (1..=values.len()).map(|v| v as f32).collect(),
+            got.shape().clone(),
+        )
+        .unwrap();
+        let loss = y.mul(tape.constant(weights)).unwrap().sum().unwrap();
+        let grads = tape.backward(loss).unwrap();
+        let mut expected = vec![0.0f32; numel];
+        for (o, &at) in offsets.iter().enumerate() {
+            expected[at] += (o + 1) as f32;
+        }
+        assert_eq!(
+            grads.get(x).unwrap().to_vec(),
+            expected,
+            "{dims:?} k{kernel} s{stride}"
+        );
+    }
+}
+
 #[test]
 fn max_pool2d_propagates_nan() {
     let tape = Tape::<f32>::new();

@@ -3,6 +3,11 @@
 //! permutation matrix `P`, and the loss `mean(1 − log diag P)`, i.e. one plus the row-wise
 //! cross-entropy with the identity as the target permutation. All in `f32`.
 //!
+//! The `fused_*` cases compute the same loss without forming `P`, with the fused negative
+//! log-likelihoods of `softsort_ops::fast`. They take the exact `−log P` where the dense path
+//! takes `log(P + 1e-20)`, so their loss values differ where `P[i, i]` underflows, but the work
+//! per step is the same.
+//!
 //! Run with `cargo bench -p benches --bench sorting`; results are recorded in
 //! docs/benchmarks.md.
 
@@ -12,7 +17,7 @@ use autograd::{Result, Tape, Tensor, Var};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use softsort_ops::{permutation_cross_entropy, Distance, NeuralSort, Sinkhorn, SoftSort};
+use softsort_ops::{fast, permutation_cross_entropy, Distance, NeuralSort, Sinkhorn, SoftSort};
 
 const BATCH: usize = 20;
 
@@ -26,6 +31,23 @@ fn step(scores: &Tensor<f32>, op: impl for<'t> Fn(Var<'t, f32>) -> Result<Var<'t
     let identity: Vec<usize> = (0..rows).map(|r| r % n).collect();
     let row_dims = &p.shape().dims()[..p.shape().ndim() - 1].to_vec();
     let loss = permutation_cross_entropy(p, &identity, row_dims)
+        .and_then(|l| l.add_scalar(1.0))
+        .expect("the loss is defined");
+    let grads = tape.backward(loss).expect("the loss depends on the scores");
+    grads.get(s).expect("scores are a parameter").data()[0]
+}
+
+/// Runs one training step with a fused loss `nll(scores, target)`: the loss plus one and the
+/// backward pass.
+fn fused_step(
+    scores: &Tensor<f32>,
+    identity: &Tensor<f32>,
+    nll: impl for<'t> Fn(Var<'t, f32>, Var<'t, f32>) -> Result<Var<'t, f32>>,
+) -> f32 {
+    let tape = Tape::new();
+    let s = tape.param(scores.clone());
+    let target = tape.constant(identity.clone());
+    let loss = nll(s, target)
         .and_then(|l| l.add_scalar(1.0))
         .expect("the loss is defined");
     let grads = tape.backward(loss).expect("the loss depends on the scores");
@@ -55,9 +77,38 @@ fn sorting(c: &mut Criterion) {
                 })
             },
         );
-        group.bench_with_input(BenchmarkId::new("neuralsort_tau1", n), &scores, |b, s| {
-            b.iter(|| step(s, |v| NeuralSort::new(1.0).apply(v)))
+        group.bench_with_input(BenchmarkId::new("neuralsort_tau100", n), &scores, |b, s| {
+            b.iter(|| step(s, |v| NeuralSort::new(100.0).apply(v)))
         });
+        let identity: Vec<f32> = (0..BATCH * n).map(|k| (k % n) as f32).collect();
+        let identity = Tensor::from_vec(identity, [BATCH, n]).expect("valid shape");
+        group.bench_with_input(
+            BenchmarkId::new("fused_softsort_abs_tau1", n),
+            &scores,
+            |b, s| b.iter(|| fused_step(s, &identity, |v, t| fast::permutation_nll(v, t, 1.0))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("fused_softsort_squared_tau0.1", n),
+            &scores,
+            |b, s| {
+                b.iter(|| {
+                    fused_step(s, &identity, |v, t| {
+                        fast::squared_permutation_nll(v, t, 0.1)
+                    })
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("fused_neuralsort_tau100", n),
+            &scores,
+            |b, s| {
+                b.iter(|| {
+                    fused_step(s, &identity, |v, t| {
+                        fast::neuralsort_permutation_nll(v, t, 100.0)
+                    })
+                })
+            },
+        );
         // Sinkhorn takes n × n log-scores and runs 20 rounds forward and backward, 40 times
         // the exponentials of SoftSort, so it stops at n = 1000 to keep the run short.
         if n <= 1000 {

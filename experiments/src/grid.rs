@@ -49,7 +49,10 @@ impl Default for GridOptions {
 pub type GridEntry = (&'static str, fn(&GridOptions) -> Vec<String>);
 
 /// Every experiment with a grid, in the order [`grid_lines`] prints them.
-pub const EXPERIMENTS: &[GridEntry] = &[("sort-mnist", sort_mnist_lines)];
+pub const EXPERIMENTS: &[GridEntry] = &[
+    ("sort-mnist", sort_mnist_lines),
+    (crate::quantile::EXPERIMENT, crate::quantile::grid_lines),
+];
 
 /// The sequence lengths of Table 1.
 pub const SORT_MNIST_LENGTHS: [usize; 5] = [3, 5, 7, 9, 15];

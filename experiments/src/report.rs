@@ -110,7 +110,8 @@ pub fn collect_results(dir: &Path) -> Result<Collected> {
     Ok(collected)
 }
 
-fn list_json_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+/// Appends every `*.json` file in `dir` and its subfolders to `files`.
+pub(crate) fn list_json_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let io_error = |source| Error::Io {
         path: dir.to_path_buf(),
         source,

@@ -326,7 +326,7 @@ impl PermutationProduct {
     }
 }
 
-/// `C = op(A) · op(B)` for row-major `A` and `B`, where `transpose_a` / `transpose_b` read the
+/// Computes `C = op(A) · op(B)` for row-major `A` and `B`, where `transpose_a` / `transpose_b` read the
 /// stored `k × m` / `n × k` matrices transposed.
 #[allow(clippy::too_many_arguments)]
 fn gemm<T: Float>(
@@ -349,9 +349,11 @@ fn gemm<T: Float>(
     } else {
         (n as isize, 1)
     };
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: the slices hold m·k, k·n and m·n elements (checked above), which the strides
-    // address exactly, and `c` is a distinct mutable slice.
+    assert!(a.len() >= m * k, "A is smaller than m × k");
+    assert!(b.len() >= k * n, "B is smaller than k × n");
+    assert!(c.len() >= m * n, "C is smaller than m × n");
+    // SAFETY: the slices contain at least m·k, k·n and m·n elements (asserted above), the
+    // strides address no element beyond those, and `c` is a distinct mutable slice.
     unsafe {
         T::gemm(
             m,

@@ -4,10 +4,7 @@
 mod common;
 
 use autograd::{Result, Tape, Tensor, Var};
-use common::{
-    assert_close, logsumexp, reshape, scores_case, softmax_last, uniform, unsqueeze_from_end,
-    with_n, BATCH_SHAPES,
-};
+use common::{assert_close, logsumexp, scores_case, uniform, with_n, BATCH_SHAPES};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use softsort_ops::{
@@ -52,45 +49,20 @@ fn assert_same(
     }
 }
 
-/// The one-hot matrices `Q[..., i, σ(i)] = 1` of the (stable) sort of each row of `s`.
-fn sort_matrix(s: &Tensor<f64>, descending: bool) -> Tensor<f64> {
-    let n = *s.dims().last().unwrap();
-    let mut q = vec![0.0; s.numel() * n];
-    for (b, row) in s.data().chunks(n).enumerate() {
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &c| {
-            let o = row[a].partial_cmp(&row[c]).unwrap();
-            if descending {
-                o.reverse()
-            } else {
-                o
-            }
-        });
-        for (i, &j) in order.iter().enumerate() {
-            q[(b * n + i) * n + j] = 1.0;
-        }
-    }
-    let mut dims = s.dims().to_vec();
-    dims.push(n);
-    Tensor::from_vec(q, dims).unwrap()
-}
-
-/// SoftSort from primitives: `ŝ = Σ_j Q_ij s_j`, then `softmax(−d(ŝ_i − s_j)/τ)`.
+/// SoftSort from primitives: `ŝ = sort(s)`, then `softmax(−d(ŝ_i − s_j)/τ)` over `j`.
 fn softsort_composed<'t>(
     s: Var<'t, f64>,
     tau: f64,
     distance: Distance,
     descending: bool,
 ) -> Result<Var<'t, f64>> {
-    let q = s.tape().constant(sort_matrix(&s.value(), descending));
-    let s_row = unsqueeze_from_end(s, 1)?; // [..., 1, n]
-    let sorted = q.mul(s_row)?.sum_axes(&[-1], false)?; // [..., n]
-    let diff = unsqueeze_from_end(sorted, 0)?.sub(s_row)?; // [..., n, n]
+    let (sorted, _) = s.sort(descending)?; // [..., n]
+    let diff = sorted.unsqueeze(-1)?.sub(s.unsqueeze(-2)?)?; // [..., n, n]
     let d = match distance {
         Distance::Abs => diff.abs()?,
         Distance::Squared => diff.powf(2.0)?,
     };
-    softmax_last(d.mul_scalar(-1.0 / tau)?)
+    d.mul_scalar(-1.0 / tau)?.softmax(-1)
 }
 
 /// NeuralSort from primitives: `A_i = Σ_j |s_i − s_j|` as an n × n sum, then
@@ -102,20 +74,29 @@ fn neuralsort_composed<'t>(s: Var<'t, f64>, tau: f64, descending: bool) -> Resul
         .map(|k| sign * (n as f64 + 1.0 - 2.0 * k as f64))
         .collect();
     let c = s.tape().constant(Tensor::from_vec(c, [n, 1])?);
-    let s_row = unsqueeze_from_end(s, 1)?; // [..., 1, n]
-    let a = unsqueeze_from_end(s, 0)?
-        .sub(s_row)?
-        .abs()?
-        .sum_axes(&[-1], false)?; // [..., n]
-    let logits = c
-        .mul(s_row)?
-        .sub(unsqueeze_from_end(a, 1)?)?
-        .mul_scalar(1.0 / tau)?;
-    softmax_last(logits)
+    let s_row = s.unsqueeze(-2)?; // [..., 1, n]
+    let a = s.unsqueeze(-1)?.sub(s_row)?.abs()?.sum_axes(&[-1], false)?; // [..., n]
+    let logits = c.mul(s_row)?.sub(a.unsqueeze(-2)?)?.mul_scalar(1.0 / tau)?;
+    logits.softmax(-1)
 }
 
-/// Sinkhorn from primitives: row then column log-sum-exp normalisation, `iterations` times.
+/// Sinkhorn from primitives: row then column normalisation in the log domain, `L − lse(L)`
+/// being `log_softmax`, `iterations` times.
 fn sinkhorn_composed<'t>(x: Var<'t, f64>, tau: f64, iterations: usize) -> Result<Var<'t, f64>> {
+    let mut l = x.mul_scalar(1.0 / tau)?;
+    for _ in 0..iterations {
+        l = l.log_softmax(-1)?.log_softmax(-2)?;
+    }
+    l.exp()
+}
+
+/// The same Sinkhorn with the log-sum-exp written out from `max_axes`, `exp`, `sum_axes` and
+/// `log`, the maximum taken on a detached copy.
+fn sinkhorn_composed_logsumexp<'t>(
+    x: Var<'t, f64>,
+    tau: f64,
+    iterations: usize,
+) -> Result<Var<'t, f64>> {
     let mut l = x.mul_scalar(1.0 / tau)?;
     for _ in 0..iterations {
         l = l.sub(logsumexp(l, -1)?)?;
@@ -155,8 +136,10 @@ proptest! {
     ) {
         let op = Sinkhorn::new(tau).iterations(iterations);
         let fused = value_and_grads(std::slice::from_ref(&x), seed, |v| Ok(op.apply(v[0])?.0));
-        let composed = value_and_grads(&[x], seed, |v| sinkhorn_composed(v[0], tau, iterations));
-        assert_same(fused, composed, "sinkhorn");
+        let composed = value_and_grads(std::slice::from_ref(&x), seed, |v| sinkhorn_composed(v[0], tau, iterations));
+        let written_out = value_and_grads(&[x], seed, |v| sinkhorn_composed_logsumexp(v[0], tau, iterations));
+        assert_same(fused.clone(), composed, "sinkhorn");
+        assert_same(fused, written_out, "sinkhorn with explicit log-sum-exp");
     }
 
     #[test]
@@ -189,7 +172,7 @@ proptest! {
         let fused = value_and_grads(std::slice::from_ref(&p), 0, |v| permutation_cross_entropy(v[0], &targets, &row_dims));
         let composed = value_and_grads(&[p], 0, |v| {
             let picked = v[0].add_scalar(1e-20)?.log()?.mul(v[0].tape().constant(one_hot.clone()))?;
-            reshape(picked.sum()?.mul_scalar(-1.0 / rows as f64)?, vec![])
+            picked.sum()?.mul_scalar(-1.0 / rows as f64)
         });
         assert_same(fused, composed, "permutation_cross_entropy");
     }

@@ -1,15 +1,18 @@
-//! Collects sort-mnist result files into Table 1 of the SoftSort paper, as markdown.
+//! Collects sort-mnist result files into Table 1 of the SoftSort paper, and quantile-mnist
+//! result files into its Table 2, as markdown.
 //!
 //! Example: `cargo run --release -p experiments --bin report -- results/sort-mnist`
 
 use std::path::PathBuf;
 
 use clap::Parser;
+use experiments::quantile;
 use experiments::report::{aggregate, collect_results, table1_markdown};
 use experiments::run::log;
 
-/// Print Table 1 (test accuracy per method and n, mean ± standard deviation over runs) from the
-/// JSON result files in a folder and its subfolders.
+/// Print Table 1 (test accuracy per method and n, mean ± standard deviation over runs) and, if
+/// there are quantile-mnist results, Table 2 (test MSE ×1e-4, R² and Spearman correlation) from
+/// the JSON result files in a folder and its subfolders.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
@@ -30,15 +33,39 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let quantile_collected = match quantile::collect_results(&cli.results) {
+        Ok(collected) => collected,
+        Err(error) => {
+            log(format!("error: {error}"));
+            std::process::exit(1);
+        }
+    };
+    // A file is skipped only if neither experiment could read it.
     for (path, reason) in &collected.skipped {
-        log(format!("skipped {}: {reason}", path.display()));
+        let quantile_read = quantile_collected
+            .skipped
+            .iter()
+            .all(|(skipped, _)| skipped != path);
+        if !quantile_read {
+            log(format!("skipped {}: {reason}", path.display()));
+        }
     }
     log(format!(
         "read {} sort-mnist results from {}",
         collected.results.len(),
         cli.results.display()
     ));
-    let table = table1_markdown(&aggregate(&collected.results));
+    let mut table = table1_markdown(&aggregate(&collected.results));
+    if !quantile_collected.results.is_empty() {
+        log(format!(
+            "read {} quantile-mnist results",
+            quantile_collected.results.len()
+        ));
+        table.push('\n');
+        table.push_str(&quantile::table2_markdown(&quantile::summarize_table2(
+            &quantile_collected.results,
+        )));
+    }
     print!("{table}");
     if let Some(path) = cli.output {
         if let Err(error) = std::fs::write(&path, &table) {

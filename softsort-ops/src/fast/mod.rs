@@ -21,11 +21,15 @@
 //! | [`SoftSortPermutationNll`] | mean `−log P[i, π(i)]` | order (4 B) + `Z` |
 //! | [`SquaredSoftSortApply`] | `P · X`, `d = (·)²`, O(n²·d) time | order (4 B) |
 //! | [`NeuralSortApply`] | `P · X` for NeuralSort, O(n²·d) time | order (4 B) + `A` |
+//! | [`SquaredSoftSortPermutationNll`] | mean `−log P[i, π(i)]`, `d = (·)²`, O(n²) time | order (4 B) + `log Z` |
+//! | [`NeuralSortPermutationNll`] | mean `−log P[k, π(k)]` for NeuralSort, O(n²) time | order (4 B) + `A` + `log Z` |
 //!
 //! Ties are broken by input index in the sort; `|x|` has derivative `sign(0) = 0` at zero, as
 //! in the autograd crate, so tied scores pass no gradient to each other through the distance.
 //! Batch rows run in parallel above a work threshold; each row is computed sequentially, so
-//! results are bit-identical for any number of threads.
+//! results are bit-identical for any number of threads. The O(n²) losses also split the sorted
+//! positions of a row into at most 8 blocks whose size depends on `n` alone, and add the
+//! blocks' partial sums in block order, with the same guarantee.
 //!
 //! ```
 //! use autograd::{Tape, Tensor};
@@ -43,24 +47,32 @@
 
 mod apply;
 mod batch;
+mod deviations;
 mod kernel;
+mod loss;
 mod neuralsort;
+mod neuralsort_nll;
 mod nll;
 mod normalizer;
 mod order;
 mod rowwise;
 mod squared;
+mod squared_nll;
 mod transpose;
 mod validate;
 
 pub use apply::SoftSortApply;
 pub use neuralsort::NeuralSortApply;
+pub use neuralsort_nll::NeuralSortPermutationNll;
 pub use nll::SoftSortPermutationNll;
 pub use normalizer::SoftSortLogNormalizer;
 pub use squared::SquaredSoftSortApply;
+pub use squared_nll::SquaredSoftSortPermutationNll;
 pub use transpose::SoftSortTransposeApply;
 
 use autograd::{Float, Result, Tensor, Var};
+
+use crate::float::SortFloat;
 
 /// Computes the soft-sorted scores `P · s` (shape `[..., n]`, descending) with `d = |·|`; see
 /// [`SoftSortApply`].
@@ -168,4 +180,34 @@ pub fn neuralsort_apply<'t, T: Float>(
     scores
         .tape()
         .apply(NeuralSortApply::new(tau), &[scores, values])
+}
+
+/// Computes the scalar loss `(1/(B·n)) Σ_b Σ_i −log P_b[i, π_b(i)]` for SoftSort with squared
+/// distance, one row of `P` at a time; see [`SquaredSoftSortPermutationNll`].
+///
+/// # Errors
+/// As [`permutation_nll`].
+pub fn squared_permutation_nll<'t, T: SortFloat>(
+    scores: Var<'t, T>,
+    target: Var<'t, T>,
+    tau: f64,
+) -> Result<Var<'t, T>> {
+    scores
+        .tape()
+        .apply(SquaredSoftSortPermutationNll::new(tau), &[scores, target])
+}
+
+/// Computes the scalar loss `(1/(B·n)) Σ_b Σ_k −log P_b[k, π_b(k)]` for NeuralSort, one row of
+/// `P` at a time; see [`NeuralSortPermutationNll`].
+///
+/// # Errors
+/// As [`permutation_nll`].
+pub fn neuralsort_permutation_nll<'t, T: SortFloat>(
+    scores: Var<'t, T>,
+    target: Var<'t, T>,
+    tau: f64,
+) -> Result<Var<'t, T>> {
+    scores
+        .tape()
+        .apply(NeuralSortPermutationNll::new(tau), &[scores, target])
 }

@@ -1,11 +1,12 @@
 //! The negative log-likelihood of a target permutation under SoftSort with `d = |·|`.
 
-use autograd::{BackwardArgs, Error, Float, Op, Result, Tensor};
+use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 
 use super::apply::missing_forward;
 use super::batch::{map_rows, row_work};
 use super::kernel::SortedRow;
-use super::validate::{check_arity, check_scores, check_tau};
+use super::loss::{target_gradient, MeanLoss};
+use super::validate::{check_nll_inputs, check_tau, target_index};
 
 const NAME: &str = "fast_softsort_permutation_nll";
 
@@ -59,49 +60,13 @@ impl<T: Float> SoftSortPermutationNll<T> {
     }
 }
 
-/// Checks that every row of `target` is a permutation of `0..n`.
-fn check_target<T: Float>(target: &Tensor<T>, scores: &Tensor<T>, n: usize) -> Result<()> {
-    if target.shape() != scores.shape() {
-        return Err(Error::shape(
-            NAME,
-            format!(
-                "target has shape {}, but scores have shape {}; pass one permutation per row of scores",
-                target.shape(),
-                scores.shape()
-            ),
-        ));
-    }
-    let mut seen = vec![false; n];
-    for (r, row) in target.data().chunks(n).enumerate() {
-        seen.iter_mut().for_each(|x| *x = false);
-        for (i, &v) in row.iter().enumerate() {
-            let x = v.as_f64();
-            let valid = x.is_finite() && x >= 0.0 && x < n as f64 && x.fract() == 0.0;
-            if !valid || std::mem::replace(&mut seen[x as usize], true) {
-                return Err(Error::invalid(
-                    NAME,
-                    "target",
-                    format!("{v} at row {r}, position {i}"),
-                    format!(
-                        "each row must be a permutation of the indices 0..{n}, every index once"
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 impl<T: Float> Op<T> for SoftSortPermutationNll<T> {
     fn name(&self) -> &str {
         NAME
     }
 
     fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
-        check_arity(NAME, inputs, 2)?;
-        let tau = check_tau::<T>(NAME, self.tau)?;
-        let (rows, n) = check_scores(NAME, &inputs[0])?;
-        check_target(&inputs[1], &inputs[0], n)?;
+        let (tau, rows, n) = check_nll_inputs::<T>(NAME, inputs, self.tau)?;
         let s = inputs[0].data();
         let target = inputs[1].data();
 
@@ -112,7 +77,7 @@ impl<T: Float> Op<T> for SoftSortPermutationNll<T> {
             let z = row.normalizers();
             let mut log_likelihood = T::zero();
             for (i, &p) in target[span].iter().enumerate() {
-                let j = p.as_f64() as usize;
+                let j = target_index(p);
                 log_likelihood += -(row.t[i] - s[j]).abs() / tau - z[i].ln();
             }
             (log_likelihood, row.order, z)
@@ -135,14 +100,12 @@ impl<T: Float> Op<T> for SoftSortPermutationNll<T> {
     fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
         let saved = self.saved.as_ref().ok_or_else(|| missing_forward(NAME))?;
         let tau = check_tau::<T>(NAME, self.tau)?;
+        let MeanLoss { rows, n, gamma } = MeanLoss::new(args)?;
         let scores = &args.inputs[0];
-        let target = &args.inputs[1];
-        let n = *scores.dims().last().unwrap_or(&1);
-        let rows = scores.numel() / n;
         let s = scores.data();
-        let targets = target.data();
+        let targets = args.inputs[1].data();
         // γ is the weight of every log P term in the loss.
-        let gamma = -args.grad_output.item()? / T::from_f64((rows * n) as f64);
+        let gamma = -gamma;
 
         let grad_s = if args.needs_grad[0] {
             let results = map_rows(rows, row_work(n, 1), |r| {
@@ -153,7 +116,7 @@ impl<T: Float> Op<T> for SoftSortPermutationNll<T> {
                 let (mut grad_t, _) = row.kernel_vjp(&u, None, None, 1);
                 let mut grad_s = vec![T::zero(); n];
                 for (i, &p) in targets[span].iter().enumerate() {
-                    let j = p.as_f64() as usize;
+                    let j = target_index(p);
                     let diff = row.t[i] - s[j];
                     if diff != T::zero() {
                         let step = gamma * diff.signum() / tau;
@@ -169,7 +132,6 @@ impl<T: Float> Op<T> for SoftSortPermutationNll<T> {
         } else {
             None
         };
-        let grad_target = args.needs_grad[1].then(|| Tensor::zeros(target.shape().clone()));
-        Ok(vec![grad_s, grad_target])
+        Ok(vec![grad_s, target_gradient(args)])
     }
 }

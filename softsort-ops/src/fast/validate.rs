@@ -103,3 +103,63 @@ pub(crate) fn check_values<T: Float>(
     check_finite(op, arg, values)?;
     Ok(d)
 }
+
+/// Checks the inputs `[scores, target]` of a permutation negative log-likelihood: τ, scores of
+/// shape `[..., n]`, and a target of the same shape whose every row is a permutation of
+/// `0..n`. Returns `(τ, rows, n)`.
+pub(crate) fn check_nll_inputs<T: Float>(
+    op: &str,
+    inputs: &[Tensor<T>],
+    tau: f64,
+) -> Result<(T, usize, usize)> {
+    check_arity(op, inputs, 2)?;
+    let tau = check_tau::<T>(op, tau)?;
+    let (rows, n) = check_scores(op, &inputs[0])?;
+    check_permutation_target(op, &inputs[1], &inputs[0], n)?;
+    Ok((tau, rows, n))
+}
+
+/// Checks that `target` has the shape of `scores` and that every row of it is a permutation
+/// of `0..n`, given as floating-point integers.
+fn check_permutation_target<T: Float>(
+    op: &str,
+    target: &Tensor<T>,
+    scores: &Tensor<T>,
+    n: usize,
+) -> Result<()> {
+    if target.shape() != scores.shape() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "target has shape {}, but scores have shape {}; pass one permutation per row of scores",
+                target.shape(),
+                scores.shape()
+            ),
+        ));
+    }
+    let mut seen = vec![false; n];
+    for (r, row) in target.data().chunks(n).enumerate() {
+        seen.iter_mut().for_each(|x| *x = false);
+        for (i, &v) in row.iter().enumerate() {
+            let x = v.as_f64();
+            let valid = x.is_finite() && x >= 0.0 && x < n as f64 && x.fract() == 0.0;
+            if !valid || std::mem::replace(&mut seen[x as usize], true) {
+                return Err(Error::invalid(
+                    op,
+                    "target",
+                    format!("{v} at row {r}, position {i}"),
+                    format!(
+                        "each row must be a permutation of the indices 0..{n}, every index once"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Converts an entry of a target checked by [`check_nll_inputs`] to its index.
+#[inline]
+pub(crate) fn target_index<T: Float>(entry: T) -> usize {
+    entry.as_f64() as usize
+}

@@ -1,7 +1,7 @@
 //! Strategies and helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use autograd::{BackwardArgs, GradCheck, Op, Result, Tensor, Var};
+use autograd::{GradCheck, Result, Tensor, Var};
 use proptest::prelude::*;
 
 /// The batch shapes every property runs over.
@@ -60,58 +60,11 @@ pub fn uniform(shape: Vec<usize>, low: f64, high: f64) -> impl Strategy<Value = 
         .prop_map(move |data| Tensor::from_vec(data, shape.clone()).unwrap())
 }
 
-/// Reshapes a value on the tape; the gradient is reshaped back. Built on the public `Op`
-/// trait because the engine has no reshape op of its own yet.
-struct Reshape {
-    input: Vec<usize>,
-    output: Vec<usize>,
-}
-
-impl Op<f64> for Reshape {
-    fn name(&self) -> &str {
-        "reshape"
-    }
-
-    fn forward(&mut self, inputs: &[Tensor<f64>]) -> Result<Tensor<f64>> {
-        inputs[0].reshape(self.output.clone())
-    }
-
-    fn backward(&self, args: &BackwardArgs<f64>) -> Result<Vec<Option<Tensor<f64>>>> {
-        Ok(vec![Some(args.grad_output.reshape(self.input.clone())?)])
-    }
-}
-
-/// Reshapes `x` to `shape` on the tape.
-pub fn reshape<'t>(x: Var<'t, f64>, shape: Vec<usize>) -> Result<Var<'t, f64>> {
-    let input = x.shape().dims().to_vec();
-    x.tape().apply(
-        Reshape {
-            input,
-            output: shape,
-        },
-        &[x],
-    )
-}
-
-/// Inserts an axis of length 1 at position `axis` counted from the end (0 = last).
-pub fn unsqueeze_from_end<'t>(x: Var<'t, f64>, axis: usize) -> Result<Var<'t, f64>> {
-    let mut dims = x.shape().dims().to_vec();
-    dims.insert(dims.len() - axis, 1);
-    reshape(x, dims)
-}
-
 /// `log Σ exp` over `axis`, kept as a length-1 axis, with the maximum taken on a detached
 /// copy (a constant shift, so the gradient is the softmax).
 pub fn logsumexp<'t>(x: Var<'t, f64>, axis: isize) -> Result<Var<'t, f64>> {
     let m = x.detach().max_axes(&[axis], true)?;
     x.sub(m)?.exp()?.sum_axes(&[axis], true)?.log()?.add(m)
-}
-
-/// The softmax over the last axis from primitive ops.
-pub fn softmax_last<'t>(x: Var<'t, f64>) -> Result<Var<'t, f64>> {
-    let m = x.detach().max_axes(&[-1], true)?;
-    let e = x.sub(m)?.exp()?;
-    e.div(e.sum_axes(&[-1], true)?)
 }
 
 /// Asserts two tensors have equal shapes and elements within `tol` (absolute, relative to
