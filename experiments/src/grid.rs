@@ -81,16 +81,31 @@ pub fn grid_lines(options: &GridOptions, only: Option<&str>) -> Result<Vec<Strin
 }
 
 /// Formats the common tail of a command line: data folder, output folder, seed and `--quiet`.
+/// Paths are quoted for a POSIX shell.
 pub fn common_flags(options: &GridOptions, experiment: &str, seed: usize) -> String {
     let mut flags = String::new();
     if let Some(data) = &options.data {
-        flags.push_str(&format!(" --data {}", data.display()));
+        flags.push_str(&format!(
+            " --data {}",
+            shell_quote(&data.display().to_string())
+        ));
     }
     flags.push_str(&format!(
         " --out {} --seed {seed} --quiet",
-        options.out.join(experiment).display()
+        shell_quote(&options.out.join(experiment).display().to_string())
     ));
     flags
+}
+
+/// Quotes `word` for a POSIX shell when it contains anything but safe characters:
+/// `my data` becomes `'my data'`, and a `'` inside becomes `'\''`.
+pub fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Lists the runs of Table 1: every method and `n` of [`SORT_MNIST_LENGTHS`] with the
@@ -103,7 +118,7 @@ pub fn sort_mnist_lines(options: &GridOptions) -> Vec<String> {
             for seed in 0..options.repetitions {
                 let mut line = format!(
                     "{} --method {method} -n {n} --tau {}",
-                    binary.display(),
+                    shell_quote(&binary.display().to_string()),
                     default_tau(n)
                 );
                 if let Some(steps) = options.steps {
@@ -115,4 +130,21 @@ pub fn sort_mnist_lines(options: &GridOptions) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_quote_leaves_safe_words_alone() {
+        assert_eq!(shell_quote("data/mnist-1"), "data/mnist-1");
+    }
+
+    #[test]
+    fn shell_quote_wraps_spaces_and_quotes() {
+        assert_eq!(shell_quote("my data"), "'my data'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

@@ -143,7 +143,9 @@ pub const LOG_OFFSET: f64 = 1e-20;
 ///
 /// over all `R` rows of all batch elements, where `targets` (shape `[..., n]`, given as
 /// `target_shape`) contains `π(i)`, the input index that belongs at sorted position `i`. This is
-/// the loss of the MNIST sorting experiment of the SoftSort and NeuralSort papers.
+/// the loss of the MNIST sorting experiment of the SoftSort and NeuralSort papers. Each row is
+/// scored on its own, so the targets of one matrix need not form a permutation: any column
+/// index per row is accepted (the `fast` NLL ops, by contrast, require a permutation).
 ///
 /// Gradient: `∂loss/∂P[..., i, π(i)] = −1 / (R · (P[..., i, π(i)] + 1e-20))`, zero elsewhere.
 ///

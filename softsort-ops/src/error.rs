@@ -22,6 +22,27 @@ pub(crate) fn check_positive(op: &str, arg: &str, value: f64) -> Result<()> {
     }
 }
 
+/// Checks a temperature as [`check_positive`] does and returns `1/τ` in `T`, rejecting a τ so
+/// small that its inverse overflows `T` (below about 2.9e-39 in `f32`, 5.6e-309 in `f64`),
+/// which would turn every logit into ±inf and the output into NaN.
+pub(crate) fn inverse_temperature<T: Float>(op: &str, tau: f64) -> Result<T> {
+    check_positive(op, "temperature", tau)?;
+    let inverse = T::from_f64(1.0 / tau);
+    if inverse.is_finite() {
+        Ok(inverse)
+    } else {
+        Err(Error::invalid(
+            op,
+            "temperature",
+            format!("{tau:e}"),
+            format!(
+                "1/temperature overflows {}; use a larger temperature",
+                T::DTYPE
+            ),
+        ))
+    }
+}
+
 /// Checks that every element is finite.
 pub(crate) fn check_finite<T: Float>(op: &str, arg: &str, t: &Tensor<T>) -> Result<()> {
     if all_finite(t.data()) {

@@ -1,6 +1,6 @@
 //! The Hungarian algorithm, used to round a Sinkhorn matrix to the nearest permutation.
 
-use autograd::{Float, Result, Tensor};
+use autograd::{Error, Float, Result, Tensor};
 
 use crate::error::check_square;
 use crate::kernels::zeroed;
@@ -11,23 +11,49 @@ use crate::kernels::zeroed;
 ///
 /// This is the O(n³) shortest-augmenting-path form of the Hungarian algorithm (Kuhn–Munkres
 /// with row and column potentials, as in Jonker & Volgenant), run on the costs `−scores` in
-/// `f64`.
+/// `f64`. The scores are first divided by their largest magnitude, which leaves the optimal
+/// assignment unchanged and keeps the potentials from overflowing for scores near `f64::MAX`.
 ///
 /// ```
 /// use softsort_ops::hungarian::max_weight_assignment;
 ///
 /// // The diagonal sums to 3, the anti-diagonal to 10.
-/// assert_eq!(max_weight_assignment(&[1.0, 5.0, 5.0, 2.0], 2), vec![1, 0]);
+/// assert_eq!(max_weight_assignment(&[1.0, 5.0, 5.0, 2.0], 2)?, vec![1, 0]);
+/// # Ok::<(), autograd::Error>(())
 /// ```
 ///
-/// # Panics
-/// If `scores.len() != n · n`.
-pub fn max_weight_assignment(scores: &[f64], n: usize) -> Vec<usize> {
-    assert_eq!(scores.len(), n * n, "scores must be an n × n matrix");
-    if n == 0 {
-        return Vec::new();
+/// # Errors
+/// [`autograd::Error::Shape`] if `scores.len() != n · n`, and
+/// [`autograd::Error::InvalidArgument`] if a score is NaN or infinite.
+pub fn max_weight_assignment(scores: &[f64], n: usize) -> Result<Vec<usize>> {
+    if scores.len() != n * n {
+        return Err(Error::shape(
+            "hungarian",
+            format!(
+                "expected {n} × {n} = {} scores, got {}",
+                n * n,
+                scores.len()
+            ),
+        ));
     }
-    let cost = |i: usize, j: usize| -scores[i * n + j];
+    if let Some(i) = scores.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid(
+            "hungarian",
+            "score",
+            scores[i],
+            format!("element {i} is not finite; every score must be a finite number"),
+        ));
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let magnitude = scores.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let scale = if magnitude > 0.0 {
+        1.0 / magnitude
+    } else {
+        1.0
+    };
+    let cost = |i: usize, j: usize| -scores[i * n + j] * scale;
     // 1-based arrays with a virtual column 0, in the classic formulation.
     let mut row_potential = vec![0.0f64; n + 1];
     let mut column_potential = vec![0.0f64; n + 1];
@@ -87,7 +113,7 @@ pub fn max_weight_assignment(scores: &[f64], n: usize) -> Vec<usize> {
     for j in 1..=n {
         assignment[row_of_column[j] - 1] = j - 1;
     }
-    assignment
+    Ok(assignment)
 }
 
 /// Rounds each matrix of `log_scores` (`[..., n, n]`) to the permutation matrix that
@@ -115,7 +141,7 @@ pub fn round_to_permutation<T: Float>(log_scores: &Tensor<T>) -> Result<Tensor<T
             .iter()
             .map(|x| x.as_f64())
             .collect();
-        for (i, j) in max_weight_assignment(&scores, n).into_iter().enumerate() {
+        for (i, j) in max_weight_assignment(&scores, n)?.into_iter().enumerate() {
             out[b * n * n + i * n + j] = T::one();
         }
     }

@@ -4,7 +4,7 @@
 use autograd::parallel::for_each_row;
 use autograd::{BackwardArgs, Op, Result, Tensor, Var};
 
-use crate::error::{check_positive, check_scores};
+use crate::error::{check_scores, inverse_temperature};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{
@@ -78,10 +78,10 @@ impl NeuralSort {
     /// [`autograd::Error::InvalidArgument`] for a temperature that is not positive and finite
     /// or non-finite scores, [`autograd::Error::Shape`] for scalar scores or `n = 0`.
     pub fn apply<'t, T: SortFloat>(&self, scores: Var<'t, T>) -> Result<Var<'t, T>> {
-        check_positive("neuralsort", "temperature", self.tau)?;
+        let inv_tau = inverse_temperature::<T>("neuralsort", self.tau)?;
         check_scores("neuralsort", &scores.value())?;
         let op = NeuralSortOp {
-            inv_tau: T::from_f64(1.0 / self.tau),
+            inv_tau,
             descending: !self.ascending,
             hard: self.hard,
             order: Vec::new(),

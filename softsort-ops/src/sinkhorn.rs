@@ -6,7 +6,7 @@ use std::rc::Rc;
 use autograd::parallel::for_each_row;
 use autograd::{Error, Float, Op, Result, Tensor, Var};
 
-use crate::error::{check_positive, check_square};
+use crate::error::{check_positive, check_square, inverse_temperature};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{max, sum, zeroed};
@@ -92,8 +92,8 @@ impl Sinkhorn {
         self
     }
 
-    fn check(&self) -> Result<()> {
-        check_positive("sinkhorn", "temperature", self.tau)?;
+    fn check<T: SortFloat>(&self) -> Result<T> {
+        let inv_tau = inverse_temperature::<T>("sinkhorn", self.tau)?;
         if self.iterations == 0 {
             return Err(Error::invalid(
                 "sinkhorn",
@@ -113,7 +113,7 @@ impl Sinkhorn {
                 "must be finite and non-negative",
             ));
         }
-        Ok(())
+        Ok(inv_tau)
     }
 
     /// Applies the operator to log-scores `[..., n, n]`, returning `P` of the same shape
@@ -127,11 +127,11 @@ impl Sinkhorn {
         &self,
         log_scores: Var<'t, T>,
     ) -> Result<(Var<'t, T>, SinkhornReport)> {
-        self.check()?;
+        let inv_tau = self.check::<T>()?;
         check_square("sinkhorn", "log_scores", &log_scores.value())?;
         let report = Rc::new(RefCell::new(None));
         let op = SinkhornOp {
-            inv_tau: T::from_f64(1.0 / self.tau),
+            inv_tau,
             iterations: self.iterations,
             tolerance: self.tolerance,
             history: Vec::new(),
@@ -155,7 +155,7 @@ impl Sinkhorn {
         log_scores: Var<'t, T>,
         noise: &Tensor<T>,
     ) -> Result<(Var<'t, T>, SinkhornReport)> {
-        self.check()?;
+        self.check::<T>()?;
         let perturbed = perturb("sinkhorn", log_scores, noise, self.noise_factor)?;
         self.apply(perturbed)
     }

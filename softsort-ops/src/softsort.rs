@@ -5,7 +5,7 @@ use autograd::parallel::{for_each_row, for_each_row2};
 use autograd::{BackwardArgs, Op, Result, Tensor, Var};
 
 use crate::distance::Distance;
-use crate::error::{check_positive, check_scores};
+use crate::error::{check_scores, inverse_temperature};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{
@@ -88,10 +88,10 @@ impl SoftSort {
     /// [`autograd::Error::InvalidArgument`] for a temperature that is not positive and finite
     /// or non-finite scores, [`autograd::Error::Shape`] for scalar scores or `n = 0`.
     pub fn apply<'t, T: SortFloat>(&self, scores: Var<'t, T>) -> Result<Var<'t, T>> {
-        check_positive("softsort", "temperature", self.tau)?;
+        let inv_tau = inverse_temperature::<T>("softsort", self.tau)?;
         check_scores("softsort", &scores.value())?;
         let op = SoftSortOp {
-            inv_tau: T::from_f64(1.0 / self.tau),
+            inv_tau,
             distance: self.distance,
             descending: !self.ascending,
             hard: self.hard,

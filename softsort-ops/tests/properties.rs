@@ -192,7 +192,7 @@ proptest! {
     ) {
         let n = scores.dims()[0];
         let best = |perm: &[usize]| perm.iter().enumerate().map(|(i, &j)| scores.data()[i * n + j]).sum::<f64>();
-        let assignment = max_weight_assignment(scores.data(), n);
+        let assignment = max_weight_assignment(scores.data(), n).unwrap();
         let mut sorted = assignment.clone();
         sorted.sort_unstable();
         prop_assert_eq!(sorted, (0..n).collect::<Vec<_>>());
@@ -523,4 +523,58 @@ fn bad_inputs_are_rejected_with_clear_messages() {
         error_of(round_to_permutation(&Tensor::<f64>::zeros([2, 3])))
             .starts_with("hungarian: log_scores must have shape")
     );
+}
+
+#[test]
+fn temperature_with_overflowing_inverse_is_rejected() {
+    let tape32 = Tape::<f32>::new();
+    let s32 = tape32.param(Tensor::from_vec(vec![1.0, 2.0], [2]).unwrap());
+    let message = error_of(SoftSort::new(1e-39).apply(s32));
+    assert!(
+        message.starts_with("softsort: invalid temperature = 1e-39: 1/temperature overflows F32"),
+        "{message}"
+    );
+    assert!(error_of(NeuralSort::new(1e-39).apply(s32))
+        .starts_with("neuralsort: invalid temperature = 1e-39"));
+
+    let tape64 = Tape::<f64>::new();
+    let s64 = tape64.param(Tensor::from_vec(vec![1.0, 2.0], [2]).unwrap());
+    assert!(error_of(SoftSort::new(1e-320).apply(s64))
+        .starts_with("softsort: invalid temperature = 1e-320"));
+    let square = tape64.param(Tensor::zeros([2, 2]));
+    let message = error_of(Sinkhorn::new(1e-320).apply(square).map(|r| r.0));
+    assert!(
+        message.starts_with("sinkhorn: invalid temperature = 1e-320"),
+        "{message}"
+    );
+    // A small temperature whose inverse fits stays accepted.
+    assert!(SoftSort::new(1e-30).apply(s32).is_ok());
+}
+
+#[test]
+fn hungarian_rejects_non_finite_and_survives_huge_scores() {
+    let message = error_of(max_weight_assignment(&[f64::NAN; 4], 2));
+    assert!(
+        message.starts_with("hungarian: invalid score = NaN"),
+        "{message}"
+    );
+    assert!(error_of(max_weight_assignment(&[f64::NEG_INFINITY; 4], 2))
+        .starts_with("hungarian: invalid score = -inf"));
+    assert!(error_of(max_weight_assignment(&[1.0; 3], 2))
+        .starts_with("hungarian: expected 2 × 2 = 4 scores, got 3"));
+
+    // Scores near f64::MAX used to overflow the potentials. Column 2 holds -1e308 in every row,
+    // so the best total, in units of 1e308, is 1 + 1 - 1.
+    let huge = [
+        1e308, -1e308, -1e308, 1e308, 1e308, -1e308, 0.0, 1e308, -1e308,
+    ];
+    let assignment = max_weight_assignment(&huge, 3).unwrap();
+    let total: f64 = assignment
+        .iter()
+        .enumerate()
+        .map(|(i, &j)| huge[i * 3 + j] / 1e308)
+        .sum();
+    assert_eq!(total, 1.0, "assignment {assignment:?}");
+    let rounded = round_to_permutation(&Tensor::from_vec(huge.to_vec(), [3, 3]).unwrap()).unwrap();
+    assert_eq!(rounded.data().iter().sum::<f64>(), 3.0);
 }

@@ -158,7 +158,10 @@ pub fn grid_lines(options: &GridOptions) -> Vec<String> {
     for n in SEQUENCE_LENGTHS {
         for method in Method::ALL {
             for seed in 0..options.repetitions {
-                let mut line = format!("{} --method {method} -n {n}", binary.display());
+                let mut line = format!(
+                    "{} --method {method} -n {n}",
+                    crate::grid::shell_quote(&binary.display().to_string())
+                );
                 if let Some(steps) = options.steps {
                     line.push_str(&format!(" --steps {steps}"));
                 }
