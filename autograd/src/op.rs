@@ -78,11 +78,12 @@ pub trait Op<T: Float>: 'static {
     /// Computes `∂L/∂input` for each input whose `needs_grad` is set.
     ///
     /// # Errors
-    /// Any [`Error`](crate::Error); the default implementation is never called for ops whose
+    /// Any [`Error`](crate::Error). The tape never calls it for ops whose
     /// [`Op::is_differentiable`] is false.
     fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>>;
 
-    /// Whether the op has a backward. Ops that return `false` are rejected on tracked inputs.
+    /// Returns whether the op has a backward. Ops that return `false` are rejected on tracked
+    /// inputs.
     fn is_differentiable(&self) -> bool {
         true
     }
