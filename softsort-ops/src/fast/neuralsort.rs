@@ -7,7 +7,7 @@ use super::batch::map_rows;
 use super::deviations::{absolute_deviations, absolute_deviations_vjp};
 use super::order::descending_order;
 use super::rowwise::{backward_rows, forward_rows};
-use super::validate::{check_arity, check_scores, check_tau, check_values};
+use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
 
 const NAME: &str = "rowwise_neuralsort_apply";
 
@@ -106,7 +106,7 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
         let values = &args.inputs[1];
         let n = *scores.dims().last().unwrap_or(&1);
         let rows = scores.numel() / n;
-        let d = values.numel() / scores.numel();
+        let d = value_width(scores.shape(), values.shape());
 
         let results = map_rows(rows, n * n * (d + 3), |r| {
             let span = r * n..(r + 1) * n;
