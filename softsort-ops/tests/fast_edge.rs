@@ -5,11 +5,11 @@ use autograd::{Error, Result, Tape, Tensor, Var};
 use softsort_ops::fast;
 use softsort_ops::SortFloat;
 
-type UnaryOp = for<'t> fn(Var<'t, f64>, Var<'t, f64>) -> Result<Var<'t, f64>>;
+type BinaryOp = for<'t> fn(Var<'t, f64>, Var<'t, f64>) -> Result<Var<'t, f64>>;
 
 /// Runs `op(scores, values)` on an empty batch of shape `[0, 3]` (values `[0, 3]` or
 /// `[0, 3, 2]`) and checks that the output and both gradients are empty with the input shapes.
-fn check_empty(name: &str, op: UnaryOp, wide: bool) {
+fn check_empty(name: &str, op: BinaryOp, wide: bool) {
     let tape = Tape::<f64>::new();
     let s = tape.param(Tensor::from_vec(vec![], [0, 3]).unwrap());
     let value_shape: Vec<usize> = if wide { vec![0, 3, 2] } else { vec![0, 3] };
@@ -93,14 +93,15 @@ fn neuralsort_apply_accepts_an_empty_batch() {
 }
 
 /// Checks that a permutation likelihood rejects an empty batch with a shape error naming `op`.
-fn check_empty_nll(op: &str, loss: UnaryOp) {
+fn check_empty_nll(op: &str, loss: BinaryOp) {
     let tape = Tape::<f64>::new();
     let s = tape.param(Tensor::from_vec(vec![], [0, 3]).unwrap());
     let target = tape.constant(Tensor::from_vec(vec![], [0, 3]).unwrap());
     match loss(s, target) {
         Err(e @ Error::Shape { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains(op) && msg.contains("none"), "{msg}");
+            assert!(msg.contains(op), "{msg}");
+            assert!(msg.contains("none"), "{msg}");
         }
         other => panic!(
             "{op}: expected a shape error, got {:?}",
@@ -132,7 +133,7 @@ fn neuralsort_permutation_nll_rejects_an_empty_batch() {
 
 /// Runs every op on scores `[0.5, 2, 1]` with temperature `tau` and checks that each one
 /// rejects it with a message naming the op, τ in exponent notation and the overflow.
-fn check_tiny_tau<T: SortFloat>(tau: f64, shown: &str) {
+fn check_tiny_tau<T: SortFloat>(tau: f64, tau_text: &str) {
     type Run<T> = for<'t> fn(Var<'t, T>, Var<'t, T>, f64) -> Result<Var<'t, T>>;
     let runs: [(&str, Run<T>); 8] = [
         ("fast_softsort_apply", |s, x, t| fast::apply(s, x, t)),
@@ -167,12 +168,10 @@ fn check_tiny_tau<T: SortFloat>(tau: f64, shown: &str) {
         match run(s, p, tau) {
             Err(e @ Error::InvalidArgument { .. }) => {
                 let msg = e.to_string();
-                assert!(
-                    msg.contains(op)
-                        && msg.contains(shown)
-                        && msg.contains(&format!("overflows {}", std::any::type_name::<T>())),
-                    "{msg}"
-                );
+                let overflow = format!("1/tau overflows {}", std::any::type_name::<T>());
+                assert!(msg.contains(op), "{msg}");
+                assert!(msg.contains(&format!("tau = {tau_text}")), "{msg}");
+                assert!(msg.contains(&overflow), "{msg}");
                 assert!(msg.len() < 400, "{msg}");
             }
             Err(e) => panic!("{op}: unexpected error {e}"),
@@ -239,4 +238,40 @@ fn neuralsort_nll_in_f32_matches_f64_at_a_large_spread() {
     for (i, (a, b)) in g32.iter().zip(&g64).enumerate() {
         assert!((a - b).abs() <= 1e-3, "gradient {i}: f32 {a}, f64 {b}");
     }
+}
+
+/// Returns `Y = P · s` and the gradient of `Σ_k w_k Y_k` for NeuralSort `P`, computed in `T`.
+fn neuralsort_sorted<T: SortFloat>(scores: &[f64], w: &[f64], tau: f64) -> (Vec<f64>, Vec<f64>) {
+    let n = scores.len();
+    let tape = Tape::<T>::new();
+    let to_tensor = |x: &[f64]| Tensor::from_vec(x.iter().map(|&v| T::from_f64(v)).collect(), [n]);
+    let s = tape.param(to_tensor(scores).unwrap());
+    let w = tape.constant(to_tensor(w).unwrap());
+    let y = fast::neuralsort_apply(s, s, tau).unwrap();
+    let grads = tape.backward(y.mul(w).unwrap().sum().unwrap()).unwrap();
+    let as_f64 = |t: &Tensor<T>| t.to_vec().iter().map(|x| x.as_f64()).collect();
+    (as_f64(&y.value()), as_f64(grads.get(s).unwrap()))
+}
+
+#[test]
+fn neuralsort_apply_in_f32_matches_f64_at_a_large_spread() {
+    let scores = [1e4, -1e4, 3.0, -9999.5, 9999.0, 0.0, 5000.0, -0.001];
+    let rounded: Vec<f64> = scores.iter().map(|&x| x as f32 as f64).collect();
+    let w = [0.3, -1.2, 0.7, 2.0, -0.4, 1.1, -0.9, 0.5];
+    let (y32, g32) = neuralsort_sorted::<f32>(&rounded, &w, 1e-3);
+    let (y64, g64) = neuralsort_sorted::<f64>(&rounded, &w, 1e-3);
+    for (i, (a, b)) in y32.iter().zip(&y64).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+            "output {i}: f32 {a}, f64 {b}"
+        );
+    }
+    for (i, (a, b)) in g32.iter().zip(&g64).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-3 * b.abs().max(1.0),
+            "gradient {i}: f32 {a}, f64 {b}"
+        );
+    }
+    // The two smallest-magnitude scores, 0 and −0.001, share sorted positions 4 and 5.
+    assert!(y64[4] < 0.0 && y64[4] > -0.001, "{y64:?}");
 }

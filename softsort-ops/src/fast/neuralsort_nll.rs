@@ -49,6 +49,9 @@ const WORK_PER_ENTRY: usize = 20;
 /// O(n log n) through the sort. The backward pass recomputes each row of `P` from `log Z_k`.
 /// The targets get a zero gradient.
 ///
+/// An empty batch (`B = 0`, e.g. scores of shape `[0, n]`) is rejected with a shape error: a
+/// mean over no rows is undefined.
+///
 /// Precision: both passes run in `f64` whatever `T` is, and only the loss and the gradient are
 /// rounded to `T`. The logits are large numbers whose differences matter: with scores of
 /// magnitude `M` they reach `n·M/τ`, so in `f32` their rounding error (about `n·M/τ · 6e-8`)

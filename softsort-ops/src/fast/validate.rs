@@ -6,7 +6,7 @@ use autograd::{Error, Float, Result, Shape, Tensor};
 /// finite in `T`; returns τ as `T`.
 ///
 /// A τ that rounds to zero in `T`, or whose inverse overflows `T` (τ below about 3e-39 in
-/// `f32` or 6e-309 in `f64`), is rejected: the logits are scaled by `1/τ` and would become
+/// `f32` or 5.6e-309 in `f64`), is rejected: the logits are scaled by `1/τ` and would become
 /// infinite or NaN.
 pub(crate) fn check_tau<T: Float>(op: &str, tau: f64) -> Result<T> {
     if !(tau.is_finite() && tau > 0.0) {
@@ -137,7 +137,8 @@ pub(crate) fn check_values<T: Float>(
 
 /// Checks the inputs `[scores, target]` of a permutation negative log-likelihood: τ, scores of
 /// shape `[..., n]`, and a target of the same shape whose every row is a permutation of
-/// `0..n`. Returns `(τ, rows, n)`.
+/// `0..n`, with at least one row because the losses are means over the rows. Returns
+/// `(τ, rows, n)`.
 pub(crate) fn check_nll_inputs<T: Float>(
     op: &str,
     inputs: &[Tensor<T>],
