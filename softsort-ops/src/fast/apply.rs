@@ -4,7 +4,7 @@ use autograd::{BackwardArgs, Error, Float, Op, Result, Tensor};
 
 use super::batch::{map_rows, row_work};
 use super::kernel::SortedRow;
-use super::validate::{check_arity, check_scores, check_tau, check_values};
+use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
 
 const NAME: &str = "fast_softsort_apply";
 
@@ -105,7 +105,7 @@ impl<T: Float> Op<T> for SoftSortApply<T> {
         let values = &args.inputs[1];
         let n = *scores.dims().last().unwrap_or(&1);
         let rows = scores.numel() / n;
-        let d = values.numel() / scores.numel();
+        let d = value_width(scores.shape(), values.shape());
         let s = scores.data();
         let x = values.data();
         let y = args.output.data();

@@ -1,5 +1,7 @@
 //! `P · X` for NeuralSort, one row of `P` at a time.
 
+use std::marker::PhantomData;
+
 use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 
 use super::apply::missing_forward;
@@ -7,7 +9,7 @@ use super::batch::map_rows;
 use super::deviations::{absolute_deviations, absolute_deviations_vjp};
 use super::order::descending_order;
 use super::rowwise::{backward_rows, forward_rows};
-use super::validate::{check_arity, check_scores, check_tau, check_values};
+use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
 
 const NAME: &str = "rowwise_neuralsort_apply";
 
@@ -24,7 +26,11 @@ const NAME: &str = "rowwise_neuralsort_apply";
 /// `∂L/∂s_m += Σ_j sign(s_m − s_j)(∂L/∂A_m + ∂L/∂A_j)` with `sign(0) = 0`, the derivative of
 /// `A`, again O(n log n) through the sort. `∂L/∂X_i = Σ_k P[k, i] Γ_k`.
 ///
-/// Residuals: the sort order (4 bytes per score) and `A` (one element per score).
+/// Precision: both passes run in `f64` whatever `T` is, and only the results are rounded to
+/// `T`. The logits reach `n·max|s|/τ` and their differences matter, so in `f32` their rounding
+/// error would exceed 1 from `n·max|s|/τ ≳ 1e7` (e.g. scores ±1e4 and τ = 1e-3).
+///
+/// Residuals: the sort order (4 bytes per score) and `A` (one `f64` per score).
 ///
 /// ```
 /// use autograd::{Tape, Tensor};
@@ -38,18 +44,23 @@ const NAME: &str = "rowwise_neuralsort_apply";
 /// ```
 pub struct NeuralSortApply<T> {
     tau: f64,
-    saved: Option<Saved<T>>,
+    saved: Option<Saved>,
+    dtype: PhantomData<T>,
 }
 
-struct Saved<T> {
+struct Saved {
     order: Vec<u32>,
-    abs_dev: Vec<T>,
+    abs_dev: Vec<f64>,
 }
 
 impl<T: Float> NeuralSortApply<T> {
     /// Creates the op with temperature `tau` (checked in the forward pass: finite, > 0).
     pub fn new(tau: f64) -> Self {
-        NeuralSortApply { tau, saved: None }
+        NeuralSortApply {
+            tau,
+            saved: None,
+            dtype: PhantomData,
+        }
     }
 }
 
@@ -62,6 +73,11 @@ fn logits<T: Float>(s: &[T], abs_dev: &[T], tau: T, k: usize, buf: &mut [T]) {
     }
 }
 
+/// Converts a slice to `f64`, in which both passes run (exact for `f32` input).
+fn widen<T: Float>(x: &[T]) -> Vec<f64> {
+    x.iter().map(|v| v.as_f64()).collect()
+}
+
 impl<T: Float> Op<T> for NeuralSortApply<T> {
     fn name(&self) -> &str {
         NAME
@@ -72,8 +88,9 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
         let tau = check_tau::<T>(NAME, self.tau)?;
         let (rows, n) = check_scores(NAME, &inputs[0])?;
         let d = check_values(NAME, "values", inputs[0].shape(), &inputs[1])?;
-        let s = inputs[0].data();
-        let x = inputs[1].data();
+        let tau = tau.as_f64();
+        let s = widen(inputs[0].data());
+        let x = widen(inputs[1].data());
 
         let results = map_rows(rows, n * n * (d + 2), |r| {
             let s = &s[r * n..(r + 1) * n];
@@ -91,7 +108,7 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
             abs_dev: Vec::with_capacity(rows * n),
         };
         for (y, order, abs_dev) in results {
-            out.extend(y);
+            out.extend(y.into_iter().map(T::from_f64));
             saved.order.extend(order);
             saved.abs_dev.extend(abs_dev);
         }
@@ -106,24 +123,27 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
         let values = &args.inputs[1];
         let n = *scores.dims().last().unwrap_or(&1);
         let rows = scores.numel() / n;
-        let d = values.numel() / scores.numel();
+        let d = value_width(scores.shape(), values.shape());
+        let tau = tau.as_f64();
+        let (s_all, x_all) = (widen(scores.data()), widen(values.data()));
+        let (y_all, gy_all) = (widen(args.output.data()), widen(args.grad_output.data()));
 
         let results = map_rows(rows, n * n * (d + 3), |r| {
             let span = r * n..(r + 1) * n;
             let wide = r * n * d..(r + 1) * n * d;
-            let s = &scores.data()[span.clone()];
+            let s = &s_all[span.clone()];
             let abs_dev = &saved.abs_dev[span.clone()];
-            let mut grad_s = vec![T::zero(); n];
-            let mut grad_a = vec![T::zero(); n];
+            let mut grad_s = vec![0.0; n];
+            let mut grad_a = vec![0.0; n];
             let grad_x = backward_rows(
                 n,
                 d,
-                &values.data()[wide.clone()],
-                &args.output.data()[wide.clone()],
-                &args.grad_output.data()[wide],
+                &x_all[wide.clone()],
+                &y_all[wide.clone()],
+                &gy_all[wide],
                 |k, buf| logits(s, abs_dev, tau, k, buf),
                 |k, g| {
-                    let scale = T::from_f64(n as f64 - 1.0 - 2.0 * k as f64) / tau;
+                    let scale = (n as f64 - 1.0 - 2.0 * k as f64) / tau;
                     for ((gs, ga), &gi) in grad_s.iter_mut().zip(grad_a.iter_mut()).zip(g) {
                         *gs += gi * scale;
                         *ga -= gi / tau;
@@ -137,8 +157,8 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
         let mut grad_s = Vec::with_capacity(rows * n);
         let mut grad_x = Vec::with_capacity(rows * n * d);
         for (gs, gx) in results {
-            grad_s.extend(gs);
-            grad_x.extend(gx);
+            grad_s.extend(gs.into_iter().map(T::from_f64));
+            grad_x.extend(gx.into_iter().map(T::from_f64));
         }
         Ok(vec![
             if args.needs_grad[0] {

@@ -1,7 +1,9 @@
 //! The negative log-likelihood of a target permutation under NeuralSort, one row of `P` at a
 //! time.
 
-use autograd::{BackwardArgs, Op, Result, Tensor};
+use std::marker::PhantomData;
+
+use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 
 use crate::float::SortFloat;
 use crate::kernels::{max, sum};
@@ -47,7 +49,16 @@ const WORK_PER_ENTRY: usize = 20;
 /// O(n log n) through the sort. The backward pass recomputes each row of `P` from `log Z_k`.
 /// The targets get a zero gradient.
 ///
-/// Residuals: the sort order (4 bytes per score), `A` and `log Z` (one element per score each).
+/// An empty batch (`B = 0`, e.g. scores of shape `[0, n]`) is rejected with a shape error: a
+/// mean over no rows is undefined.
+///
+/// Precision: both passes run in `f64` whatever `T` is, and only the loss and the gradient are
+/// rounded to `T`. The logits are large numbers whose differences matter: with scores of
+/// magnitude `M` they reach `n·M/τ`, so in `f32` their rounding error (about `n·M/τ · 6e-8`)
+/// exceeds 1 as soon as `n·M/τ ≳ 1e7` (e.g. scores ±1e4 and τ = 1e-3), and an `f32` softmax
+/// over them would be wrong. In `f64` the same holds from `n·M/τ ≳ 1e15`.
+///
+/// Residuals: the sort order (4 bytes per score), `A` and `log Z` (one `f64` per score each).
 ///
 /// ```
 /// use autograd::{Tape, Tensor};
@@ -65,26 +76,36 @@ const WORK_PER_ENTRY: usize = 20;
 /// ```
 pub struct NeuralSortPermutationNll<T> {
     tau: f64,
-    saved: Option<Saved<T>>,
+    saved: Option<Saved>,
+    dtype: PhantomData<T>,
 }
 
-struct Saved<T> {
+struct Saved {
     order: Vec<u32>,
-    abs_dev: Vec<T>,
-    log_z: Vec<T>,
+    abs_dev: Vec<f64>,
+    log_z: Vec<f64>,
 }
 
 impl<T: SortFloat> NeuralSortPermutationNll<T> {
     /// Creates the op with temperature `tau` (checked in the forward pass: finite, > 0).
     pub fn new(tau: f64) -> Self {
-        NeuralSortPermutationNll { tau, saved: None }
+        NeuralSortPermutationNll {
+            tau,
+            saved: None,
+            dtype: PhantomData,
+        }
     }
 }
 
 /// Returns the coefficient `c_k = n − 1 − 2k` of sorted position `k` (0-based).
 #[inline(always)]
-fn coefficient<T: SortFloat>(n: usize, k: usize) -> T {
-    T::from_f64(n as f64 - 1.0 - 2.0 * k as f64)
+fn coefficient(n: usize, k: usize) -> f64 {
+    n as f64 - 1.0 - 2.0 * k as f64
+}
+
+/// Converts the scores to `f64`, in which both passes run (exact for `f32` input).
+fn widen<T: Float>(x: &[T]) -> Vec<f64> {
+    x.iter().map(|v| v.as_f64()).collect()
 }
 
 /// Returns `log Σ_i exp((c s_i − A_i)/τ)`, subtracting the maximum logit first, using `buf`
@@ -132,8 +153,8 @@ impl<T: SortFloat> Op<T> for NeuralSortPermutationNll<T> {
 
     fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
         let (tau, rows, n) = check_nll_inputs::<T>(NAME, inputs, self.tau)?;
-        let inv_tau = T::one() / tau;
-        let s = inputs[0].data();
+        let inv_tau = 1.0 / tau.as_f64();
+        let s = widen(inputs[0].data());
         let target = inputs[1].data();
 
         let prepared = map_rows(rows, row_work(n, 1), |r| {
@@ -149,14 +170,14 @@ impl<T: SortFloat> Op<T> for NeuralSortPermutationNll<T> {
                     let s = &s[r * n..(r + 1) * n];
                     let abs_dev = &prepared[r].1;
                     let target = &target[r * n..(r + 1) * n];
-                    let mut buf = vec![T::zero(); n];
+                    let mut buf = vec![0.0; n];
                     let mut log_z = Vec::with_capacity(positions.len());
                     let mut nll = 0.0;
                     for k in positions {
-                        let c = coefficient::<T>(n, k);
+                        let c = coefficient(n, k);
                         let lz = log_normalizer(c, s, abs_dev, inv_tau, &mut buf);
                         let j = target_index(target[k]);
-                        nll += (lz - (c * s[j] - abs_dev[j]) * inv_tau).as_f64();
+                        nll += lz - (c * s[j] - abs_dev[j]) * inv_tau;
                         log_z.push(lz);
                     }
                     (log_z, nll)
@@ -186,11 +207,12 @@ impl<T: SortFloat> Op<T> for NeuralSortPermutationNll<T> {
     fn backward(&self, args: &BackwardArgs<T>) -> Result<Vec<Option<Tensor<T>>>> {
         let saved = self.saved.as_ref().ok_or_else(|| missing_forward(NAME))?;
         let tau = check_tau::<T>(NAME, self.tau)?;
-        let inv_tau = T::one() / tau;
-        let MeanLoss { rows, n, gamma } = MeanLoss::new(args)?;
+        let inv_tau = 1.0 / tau.as_f64();
+        let MeanLoss { rows, n, .. } = MeanLoss::new(args)?;
         let scores = &args.inputs[0];
-        let s = scores.data();
+        let s = widen(scores.data());
         let targets = args.inputs[1].data();
+        let gamma = args.grad_output.item()?.as_f64() / (rows * n) as f64;
         let scale = gamma * inv_tau;
 
         let grad_s = if args.needs_grad[0] {
@@ -203,10 +225,10 @@ impl<T: SortFloat> Op<T> for NeuralSortPermutationNll<T> {
                         let s = &s[span.clone()];
                         let abs_dev = &saved.abs_dev[span.clone()];
                         let log_z = &saved.log_z[span];
-                        let mut sums = vec![T::zero(); 2 * n];
+                        let mut sums = vec![0.0; 2 * n];
                         let (direct, columns) = sums.split_at_mut(n);
                         for k in positions {
-                            let c = coefficient::<T>(n, k);
+                            let c = coefficient(n, k);
                             accumulate_row(c, log_z[k], s, abs_dev, inv_tau, direct, columns);
                         }
                         sums
@@ -221,14 +243,14 @@ impl<T: SortFloat> Op<T> for NeuralSortPermutationNll<T> {
                 let (direct, columns) = sums.split_at(n);
                 let mut row = direct.to_vec();
                 for (k, &p) in targets[span.clone()].iter().enumerate() {
-                    row[target_index(p)] -= coefficient::<T>(n, k);
+                    row[target_index(p)] -= coefficient(n, k);
                 }
                 for g in row.iter_mut() {
                     *g *= scale;
                 }
-                let grad_a: Vec<T> = columns.iter().map(|&c| (T::one() - c) * scale).collect();
+                let grad_a: Vec<f64> = columns.iter().map(|&c| (1.0 - c) * scale).collect();
                 absolute_deviations_vjp(&s[span.clone()], &saved.order[span], &grad_a, &mut row);
-                grad.extend(row);
+                grad.extend(row.into_iter().map(T::from_f64));
             }
             Some(Tensor::from_vec(grad, scores.shape().clone())?)
         } else {

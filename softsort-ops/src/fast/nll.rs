@@ -29,6 +29,9 @@ const NAME: &str = "fast_softsort_permutation_nll";
 /// `−γ sign(ŝ_i − s_π(i))/τ` to `ŝ_i` and the opposite to `s_π(i)`, with `sign(0) = 0`. The
 /// targets get a zero gradient.
 ///
+/// An empty batch (`B = 0`, e.g. scores of shape `[0, n]`) is rejected with a shape error: a
+/// mean over no rows is undefined.
+///
 /// Residuals: the sort order (4 bytes per score) and `Z` (one element per score).
 ///
 /// ```

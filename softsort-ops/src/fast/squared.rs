@@ -6,7 +6,7 @@ use super::apply::missing_forward;
 use super::batch::map_rows;
 use super::order::descending_order;
 use super::rowwise::{backward_rows, forward_rows};
-use super::validate::{check_arity, check_scores, check_tau, check_values};
+use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
 
 const NAME: &str = "rowwise_softsort_squared_apply";
 
@@ -94,7 +94,7 @@ impl<T: Float> Op<T> for SquaredSoftSortApply {
         let values = &args.inputs[1];
         let n = *scores.dims().last().unwrap_or(&1);
         let rows = scores.numel() / n;
-        let d = values.numel() / scores.numel();
+        let d = value_width(scores.shape(), values.shape());
         let two = T::from_f64(2.0);
 
         let results = map_rows(rows, n * n * (d + 3), |r| {

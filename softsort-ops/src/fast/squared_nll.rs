@@ -46,6 +46,9 @@ const WORK_PER_ENTRY: usize = 20;
 /// `s_σ(i)` through the sort. The backward pass recomputes each row of `P` from `log Z_i`. The
 /// targets get a zero gradient.
 ///
+/// An empty batch (`B = 0`, e.g. scores of shape `[0, n]`) is rejected with a shape error: a
+/// mean over no rows is undefined.
+///
 /// Residuals: the sort order (4 bytes per score) and `log Z` (one element per score).
 ///
 /// ```

@@ -5,7 +5,7 @@ use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 use super::apply::missing_forward;
 use super::batch::{map_rows, row_work};
 use super::kernel::SortedRow;
-use super::validate::{check_arity, check_scores, check_tau, check_values};
+use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
 
 const NAME: &str = "fast_softsort_transpose_apply";
 
@@ -103,7 +103,7 @@ impl<T: Float> Op<T> for SoftSortTransposeApply<T> {
         let weights = &args.inputs[1];
         let n = *scores.dims().last().unwrap_or(&1);
         let rows = scores.numel() / n;
-        let d = weights.numel() / scores.numel();
+        let d = value_width(scores.shape(), weights.shape());
         let s = scores.data();
         let v = weights.data();
         let gw = args.grad_output.data();

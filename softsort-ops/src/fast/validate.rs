@@ -2,23 +2,54 @@
 
 use autograd::{Error, Float, Result, Shape, Tensor};
 
-/// Checks that τ is finite and positive, also after conversion to `T`, and returns it as `T`.
+/// Checks that τ is finite and positive, also after conversion to `T`, and that `1/τ` is
+/// finite in `T`; returns τ as `T`.
 ///
-/// A τ that underflows to zero in `f32` (below about 1e-45) is rejected like zero itself.
+/// A τ that rounds to zero in `T`, or whose inverse overflows `T` (τ below about 3e-39 in
+/// `f32` or 5.6e-309 in `f64`), is rejected: the logits are scaled by `1/τ` and would become
+/// infinite or NaN.
 pub(crate) fn check_tau<T: Float>(op: &str, tau: f64) -> Result<T> {
-    let converted = T::from_f64(tau);
-    if !(tau.is_finite() && tau > 0.0 && converted.is_finite() && converted > T::zero()) {
+    if !(tau.is_finite() && tau > 0.0) {
         return Err(Error::invalid(
             op,
             "tau",
-            tau,
+            format!("{tau:e}"),
+            "the temperature must be finite and > 0",
+        ));
+    }
+    let dtype = std::any::type_name::<T>();
+    let converted = T::from_f64(tau);
+    if !(converted.is_finite() && converted > T::zero()) {
+        return Err(Error::invalid(
+            op,
+            "tau",
+            format!("{tau:e}"),
             format!(
-                "the temperature must be finite and > 0 (and representable as a positive {})",
-                T::DTYPE
+                "tau rounds to zero or infinity in {dtype}; use a temperature representable as \
+                 a positive {dtype}"
             ),
         ));
     }
+    if !(T::one() / converted).is_finite() {
+        return Err(Error::invalid(
+            op,
+            "tau",
+            format!("{tau:e}"),
+            format!("1/tau overflows {dtype}; use a larger temperature"),
+        ));
+    }
     Ok(converted)
+}
+
+/// Returns the number of value columns `d` for values of shape `[..., n]` (`d = 1`) or
+/// `[..., n, d]` checked by [`check_values`] against scores of shape `scores`. Unlike a ratio
+/// of element counts it is defined for an empty batch.
+pub(crate) fn value_width(scores: &Shape, values: &Shape) -> usize {
+    if values.dims().len() > scores.dims().len() {
+        *values.dims().last().unwrap_or(&1)
+    } else {
+        1
+    }
 }
 
 /// Checks the inputs count.
@@ -106,7 +137,8 @@ pub(crate) fn check_values<T: Float>(
 
 /// Checks the inputs `[scores, target]` of a permutation negative log-likelihood: τ, scores of
 /// shape `[..., n]`, and a target of the same shape whose every row is a permutation of
-/// `0..n`. Returns `(τ, rows, n)`.
+/// `0..n`, with at least one row because the losses are means over the rows. Returns
+/// `(τ, rows, n)`.
 pub(crate) fn check_nll_inputs<T: Float>(
     op: &str,
     inputs: &[Tensor<T>],
@@ -116,6 +148,16 @@ pub(crate) fn check_nll_inputs<T: Float>(
     let tau = check_tau::<T>(op, tau)?;
     let (rows, n) = check_scores(op, &inputs[0])?;
     check_permutation_target(op, &inputs[1], &inputs[0], n)?;
+    if rows == 0 {
+        return Err(Error::shape(
+            op,
+            format!(
+                "scores have shape {}: the loss is a mean over the batch rows and there are \
+                 none; pass at least one row",
+                inputs[0].shape()
+            ),
+        ));
+    }
     Ok((tau, rows, n))
 }
 
