@@ -52,7 +52,44 @@ pub type GridEntry = (&'static str, fn(&GridOptions) -> Vec<String>);
 pub const EXPERIMENTS: &[GridEntry] = &[
     ("sort-mnist", sort_mnist_lines),
     (crate::quantile::EXPERIMENT, crate::quantile::grid_lines),
+    ("knn", knn_lines),
+    ("speed", speed_lines),
 ];
+
+/// The neighbour counts `k` of Table 3.
+pub const KNN_K: [usize; 4] = [1, 3, 5, 9];
+
+/// Lists the runs of Table 3: both datasets, both sorters and every `k` of [`KNN_K`], each
+/// repeated with seeds `0..repetitions`. Temperature and learning rate are the binary's
+/// defaults.
+pub fn knn_lines(options: &GridOptions) -> Vec<String> {
+    let binary = shell_quote(&options.bin_dir.join("knn").display().to_string());
+    let mut lines = Vec::new();
+    for dataset in ["mnist", "fashion-mnist"] {
+        for sorter in ["softsort", "neuralsort"] {
+            for k in KNN_K {
+                for seed in 0..options.repetitions {
+                    let mut line =
+                        format!("{binary} --dataset {dataset} --sorter {sorter} --k {k}");
+                    if let Some(steps) = options.steps {
+                        line.push_str(&format!(" --steps {steps}"));
+                    }
+                    line.push_str(&common_flags(options, "knn", seed));
+                    lines.push(line);
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// Lists the one run of the speed comparison: it times every operator over the default range
+/// of `n`, so it has no repetitions and should run alone on the machine.
+pub fn speed_lines(options: &GridOptions) -> Vec<String> {
+    let binary = shell_quote(&options.bin_dir.join("speed").display().to_string());
+    let out = shell_quote(&options.out.join("speed").display().to_string());
+    vec![format!("{binary} --out {out} --quiet")]
+}
 
 /// The sequence lengths of Table 1.
 pub const SORT_MNIST_LENGTHS: [usize; 5] = [3, 5, 7, 9, 15];

@@ -400,6 +400,14 @@ fn grid_covers_table_one() {
     assert_eq!(lines.len(), 5 * 6 * 10);
     let all = grid_lines(&options, None).unwrap();
     assert_eq!(all[..lines.len()], lines[..], "sort-mnist comes first");
+    let knn = grid_lines(&options, Some("knn")).unwrap();
+    assert_eq!(knn.len(), 2 * 2 * 4 * 10);
+    assert!(
+        knn[0].contains("--dataset mnist --sorter softsort --k 1"),
+        "{}",
+        knn[0]
+    );
+    assert_eq!(grid_lines(&options, Some("speed")).unwrap().len(), 1);
 
     let mut unique = lines.clone();
     unique.sort();
