@@ -353,8 +353,10 @@ impl<'t, T: Float> Var<'t, T> {
         self.unary(UnaryKind::Abs)
     }
 
-    /// `xᵖ`; the derivative is `p·xᵖ⁻¹`. Rejects negative bases with a fractional exponent.
+    /// `xᵖ`; the derivative is `p·xᵖ⁻¹`. Rejects a non-finite exponent and negative bases with a
+    /// fractional exponent.
     pub fn powf(self, p: f64) -> Result<Var<'t, T>> {
+        check_constant("powf", "exponent", p)?;
         self.unary(UnaryKind::Powf(p))
     }
 
@@ -388,19 +390,41 @@ impl<'t, T: Float> Var<'t, T> {
                 "clamp",
                 "(low, high)",
                 format!("({low}, {high})"),
-                "need low <= high",
+                "the bounds must not be NaN and low must be <= high",
             ));
         }
         self.unary(UnaryKind::Clamp(low, high))
     }
 
-    /// `x + c` for a constant `c`.
+    /// `x + c` for a finite constant `c`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `c` is NaN or infinite.
     pub fn add_scalar(self, c: f64) -> Result<Var<'t, T>> {
+        check_constant("add_scalar", "c", c)?;
         self.unary(UnaryKind::AddScalar(c))
     }
 
-    /// `c · x` for a constant `c`.
+    /// `c · x` for a finite constant `c`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `c` is NaN or infinite.
     pub fn mul_scalar(self, c: f64) -> Result<Var<'t, T>> {
+        check_constant("mul_scalar", "c", c)?;
         self.unary(UnaryKind::MulScalar(c))
+    }
+}
+
+/// Rejects a NaN or infinite constant argument, which would fill the output with NaN or inf.
+fn check_constant(op: &str, arg: &str, value: f64) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            arg,
+            value,
+            "the constant must be a finite number",
+        ))
     }
 }

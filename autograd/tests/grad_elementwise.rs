@@ -138,3 +138,20 @@ fn domain_errors_name_the_op() {
         .to_string()
         .contains("cannot be broadcast"));
 }
+
+#[test]
+fn non_finite_constants_are_rejected() {
+    let tape = Tape::<f64>::new();
+    let x = tape.param(Tensor::from_vec(vec![0.0, 1.0], [2]).unwrap());
+    let add = x.add_scalar(f64::NAN).unwrap_err().to_string();
+    assert!(
+        add.starts_with("add_scalar: invalid c = NaN: the constant must be a finite number"),
+        "{add}"
+    );
+    let mul = x.mul_scalar(f64::INFINITY).unwrap_err().to_string();
+    assert!(mul.starts_with("mul_scalar: invalid c = inf"), "{mul}");
+    let pow = x.powf(f64::NAN).unwrap_err().to_string();
+    assert!(pow.starts_with("powf: invalid exponent = NaN"), "{pow}");
+    let clamp = x.clamp(f64::NAN, 1.0).unwrap_err().to_string();
+    assert!(clamp.contains("must not be NaN"), "{clamp}");
+}
