@@ -4,7 +4,7 @@ use crate::shape::Shape;
 
 /// Every way an autograd call can fail on user input.
 ///
-/// Each variant names the op, so that a message read far from the call site still says where it
+/// Each variant names the op, so that a message read far from the call site still shows where it
 /// came from, and the offending shapes or values.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,7 +13,7 @@ pub enum Error {
     Shape {
         /// The op that rejected the shapes.
         op: String,
-        /// What is wrong, with the shapes involved.
+        /// The problem, with the shapes involved.
         message: String,
     },
     /// An argument outside the op's domain (a negative axis length, a temperature of zero, ...).
@@ -25,7 +25,7 @@ pub enum Error {
         arg: String,
         /// The rejected value, formatted.
         value: String,
-        /// What the op expects instead.
+        /// The values the op accepts instead.
         hint: String,
     },
     /// Handles of two different tapes were combined.
@@ -43,7 +43,7 @@ pub enum Error {
     /// A gradient was requested for a value that does not take part in differentiation.
     #[error("grad: {what}")]
     NoGradient {
-        /// Why no gradient exists.
+        /// The reason no gradient exists.
         what: String,
     },
     /// A tracked input reached an op that has no backward.
@@ -59,7 +59,7 @@ pub enum Error {
     Checkpoint {
         /// The checkpoint file.
         path: String,
-        /// What went wrong.
+        /// The cause of the failure.
         message: String,
     },
 }

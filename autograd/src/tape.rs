@@ -47,7 +47,7 @@ pub struct Tape<T: Float> {
 /// A handle to a value recorded on a [`Tape`].
 ///
 /// Ops are methods on `Var` (`x.exp()`, `x.matmul(w)`) that record a new node and return its
-/// handle; all of them return [`Result`] because shapes and arguments come from the user.
+/// handle. All of them return [`Result`] because shapes and arguments come from the user.
 pub struct Var<'t, T: Float> {
     pub(crate) tape: &'t Tape<T>,
     pub(crate) id: usize,
@@ -235,7 +235,7 @@ impl<T: Float> Tape<T> {
     /// Computes the gradient of the scalar `loss` with respect to every trainable leaf it
     /// depends on.
     ///
-    /// Nodes are visited in reverse order of recording; a node's gradient is dropped as soon as
+    /// Nodes are visited in reverse order of recording. A node's gradient is dropped as soon as
     /// its op has passed it on, so at most the gradients of one "frontier" are alive at once.
     /// Gradients reaching a value used several times are summed.
     ///

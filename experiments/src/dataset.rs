@@ -192,7 +192,7 @@ impl Dataset {
     }
 
     /// A one-line description of the data: which dataset, where it came from and the sizes of
-    /// the splits. For the embedded sample it also tells how to fetch the full data.
+    /// the splits. For the embedded sample it also gives the command that fetches the full data.
     pub fn summary(&self) -> String {
         let sizes = format!(
             "{} training, {} validation, {} test images",

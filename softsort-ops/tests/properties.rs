@@ -563,7 +563,7 @@ fn hungarian_rejects_non_finite_and_survives_huge_scores() {
     assert!(error_of(max_weight_assignment(&[1.0; 3], 2))
         .starts_with("hungarian: expected 2 × 2 = 4 scores, got 3"));
 
-    // Scores near f64::MAX used to overflow the potentials. Column 2 holds -1e308 in every row,
+    // Scores near f64::MAX used to overflow the potentials. Column 2 contains -1e308 in every row,
     // so the best total, in units of 1e308, is 1 + 1 - 1.
     let huge = [
         1e308, -1e308, -1e308, 1e308, 1e308, -1e308, 0.0, 1e308, -1e308,
