@@ -5,6 +5,11 @@
 //! Run with `cargo bench -p benches --bench autograd`. For the matrix products the throughput is
 //! set to `2·m·k·n` elements per call, so criterion's "elem/s" is FLOP/s.
 
+/// Keeps freed memory in the process, so the next step reuses it instead of faulting in
+/// fresh pages (see "Memory allocator" in the `autograd` crate docs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -11,6 +11,11 @@
 //! Run with `cargo bench -p benches --bench sorting`; results are recorded in
 //! docs/benchmarks.md.
 
+/// Keeps freed memory in the process, so the next step reuses it instead of faulting in
+/// fresh pages (see "Memory allocator" in the `autograd` crate docs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use autograd::{Result, Tape, Tensor, Var};

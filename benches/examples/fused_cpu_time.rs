@@ -9,6 +9,11 @@
 //! RAYON_NUM_THREADS=1 cargo run --release -p benches --example fused_cpu_time
 //! ```
 
+/// Keeps freed memory in the process, so the next step reuses it instead of faulting in
+/// fresh pages (see "Memory allocator" in the `autograd` crate docs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use autograd::{Tape, Tensor};

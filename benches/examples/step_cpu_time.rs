@@ -10,6 +10,11 @@
 //!
 //! Linux only: the CPU time comes from `/proc/self/stat`, in clock ticks of 10 ms.
 
+/// Keeps freed memory in the process, so the next step reuses it instead of faulting in
+/// fresh pages (see "Memory allocator" in the `autograd` crate docs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../benches/paper_cnn/mod.rs"]
 mod paper_cnn;
 

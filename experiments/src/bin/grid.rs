@@ -3,6 +3,11 @@
 //! Example: `cargo build --release -p experiments && cargo run --release -p experiments --bin
 //! grid -- --data data | parallel -j 2`
 
+/// Keeps freed memory in the process, so the next step reuses it instead of faulting in
+/// fresh pages (see "Memory allocator" in the `autograd` crate docs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;

@@ -1,6 +1,11 @@
 //! Quantile (median) regression on large-MNIST sequences with relaxed sorting: the second
 //! experiment of the SoftSort paper. See `experiments::quantile` for the model and metrics.
 
+/// Keeps freed memory in the process, so the next step reuses it instead of faulting in
+/// fresh pages (see "Memory allocator" in the `autograd` crate docs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

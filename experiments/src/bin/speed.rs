@@ -6,6 +6,11 @@
 //! cargo run --release -p experiments --bin speed -- --n-max 2000 --skip-after 2 --out results/speed
 //! ```
 
+/// Keeps freed memory in the process, so the next step reuses it instead of faulting in
+/// fresh pages (see "Memory allocator" in the `autograd` crate docs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;
