@@ -74,13 +74,13 @@ fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
 fn dense_p(operator: Operator, s: &[f64]) -> Vec<Vec<f64>> {
     let n = s.len();
     match operator {
-        Operator::SoftsortSq => {
+        Operator::SoftsortSq | Operator::FusedSoftsortSq => {
             softmax_rows(scale(softsort_distances(s, true), 1.0 / SOFTSORT_TAU))
         }
         Operator::SoftsortAbs | Operator::FastSoftsortAbs => {
             softmax_rows(scale(softsort_distances(s, false), 1.0 / SOFTSORT_TAU))
         }
-        Operator::Neuralsort => {
+        Operator::Neuralsort | Operator::FusedNeuralsort => {
             let row_sums: Vec<f64> = s
                 .iter()
                 .map(|&a| s.iter().map(|&b| (a - b).abs()).sum())
@@ -221,7 +221,7 @@ fn tiny_config(operators: Vec<Operator>) -> SweepConfig {
 #[test]
 fn sweep_measures_every_size() {
     let result = run_sweep(&tiny_config(Operator::ALL.to_vec()), |_| {}).unwrap();
-    assert_eq!(result.measurements.len(), 4 * 2 + 3);
+    assert_eq!(result.measurements.len(), 6 * 2 + 3);
     assert!(result.skipped.is_empty());
     for m in &result.measurements {
         assert!(m.seconds_per_step > 0.0, "{m:?}");
@@ -317,7 +317,7 @@ fn binary_writes_csv_svg_and_json() {
     let csv = std::fs::read_to_string(out.join("speed.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(lines[0], "operator,n,seconds_per_step");
-    assert_eq!(lines.len(), 1 + 4 * 2 + 5, "{csv}");
+    assert_eq!(lines.len(), 1 + 6 * 2 + 5, "{csv}");
     assert!(
         lines.iter().any(|l| l.starts_with("fast_softsort_abs,64,")),
         "{csv}"
@@ -335,7 +335,7 @@ fn binary_writes_csv_svg_and_json() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("speed.json")).unwrap()).unwrap();
     assert_eq!(json["experiment"], "speed");
-    assert_eq!(json["result"]["measurements"].as_array().unwrap().len(), 13);
+    assert_eq!(json["result"]["measurements"].as_array().unwrap().len(), 6 * 2 + 5);
     assert_eq!(json["summary"].as_str().unwrap(), stdout.trim_end());
     std::fs::remove_dir_all(&out).unwrap();
 }

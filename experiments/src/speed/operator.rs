@@ -36,16 +36,25 @@ pub enum Operator {
     /// SoftSort with `|·|`, τ = 0.1, as the O(n log n) loss
     /// [`fast::SoftSortPermutationNll`], which never forms `P`.
     FastSoftsortAbs,
+    /// SoftSort with `(·)²`, τ = 0.1, as the fused loss
+    /// [`fast::SquaredSoftSortPermutationNll`]: the same O(n²) work as `softsort_sq`, one row
+    /// of `P` at a time, without storing `P` or its gradient.
+    FusedSoftsortSq,
+    /// NeuralSort, τ = 100, as the fused loss [`fast::NeuralSortPermutationNll`], one row of
+    /// `P` at a time, without storing `P` or its gradient.
+    FusedNeuralsort,
 }
 
 impl Operator {
     /// Every operator, in the order of the CSV and the plot legend.
-    pub const ALL: [Operator; 5] = [
+    pub const ALL: [Operator; 7] = [
         Operator::SoftsortSq,
         Operator::SoftsortAbs,
         Operator::Neuralsort,
         Operator::Sinkhorn,
         Operator::FastSoftsortAbs,
+        Operator::FusedSoftsortSq,
+        Operator::FusedNeuralsort,
     ];
 
     /// Returns the name used in the CSV, the JSON result and on the command line. The dense
@@ -57,6 +66,8 @@ impl Operator {
             Operator::Neuralsort => "neuralsort",
             Operator::Sinkhorn => "sinkhorn",
             Operator::FastSoftsortAbs => "fast_softsort_abs",
+            Operator::FusedSoftsortSq => "fused_softsort_sq",
+            Operator::FusedNeuralsort => "fused_neuralsort",
         }
     }
 
@@ -70,7 +81,7 @@ impl Operator {
     ///
     /// The diagonal is the target of the identity permutation, so the dense operators use
     /// [`permutation_cross_entropy`] with `π(i) = i`, which reads `log(P[i, i] + 1e-20)`. The
-    /// offset changes nothing unless an entry is below about 1e-13. The fast operator computes
+    /// offset changes nothing unless an entry is below about 1e-13. The fast and fused operators compute
     /// `log P[i, i]` in closed form without the offset.
     ///
     /// # Errors
@@ -102,6 +113,14 @@ impl Operator {
             Operator::FastSoftsortAbs => {
                 let target = scores.tape().constant(identity_rows(&dims)?);
                 fast::permutation_nll(scores, target, SOFTSORT_TAU)?
+            }
+            Operator::FusedSoftsortSq => {
+                let target = scores.tape().constant(identity_rows(&dims)?);
+                fast::squared_permutation_nll(scores, target, SOFTSORT_TAU)?
+            }
+            Operator::FusedNeuralsort => {
+                let target = scores.tape().constant(identity_rows(&dims)?);
+                fast::neuralsort_permutation_nll(scores, target, NEURALSORT_TAU)?
             }
         };
         nll.add_scalar(1.0)

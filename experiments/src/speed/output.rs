@@ -66,12 +66,14 @@ pub enum AxisScale {
 type Line = (Operator, RGBColor, Vec<(f64, f64)>);
 
 /// Line colours of the operators, in the order of [`Operator::ALL`].
-const COLORS: [RGBColor; 5] = [
+const COLORS: [RGBColor; 7] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
 ];
 
 /// Draws the seconds per step against n, one line per operator, to an 800 × 560 SVG file
