@@ -335,7 +335,10 @@ fn binary_writes_csv_svg_and_json() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("speed.json")).unwrap()).unwrap();
     assert_eq!(json["experiment"], "speed");
-    assert_eq!(json["result"]["measurements"].as_array().unwrap().len(), 6 * 2 + 5);
+    assert_eq!(
+        json["result"]["measurements"].as_array().unwrap().len(),
+        6 * 2 + 5
+    );
     assert_eq!(json["summary"].as_str().unwrap(), stdout.trim_end());
     std::fs::remove_dir_all(&out).unwrap();
 }

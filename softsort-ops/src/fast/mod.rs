@@ -52,6 +52,7 @@ mod kernel;
 mod loss;
 mod neuralsort;
 mod neuralsort_nll;
+mod neuralsort_rows;
 mod nll;
 mod normalizer;
 mod order;
