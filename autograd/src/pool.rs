@@ -92,6 +92,12 @@ impl PoolGeometry {
 /// maxima. A second sweep locates the first element equal to each maximum with integer
 /// arithmetic, and the output copies that element.
 fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mut [u32]) {
+    if g.kernel == 2 && g.stride == 2 {
+        if !max_pool_plane_2x2(g, src, out, arg) {
+            max_pool_plane_with_nan(g, src, out, arg);
+        }
+        return;
+    }
     let has_nan = src.iter().fold(false, |seen, v| seen | v.is_nan());
     if has_nan {
         max_pool_plane_with_nan(g, src, out, arg);
@@ -144,6 +150,53 @@ fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mu
             *o = src[a as usize];
         }
     }
+}
+
+/// [`max_pool_plane`] for 2×2 windows with stride 2, the common case, in a single pass over
+/// the plane. Returns false, with `out` and `arg` partly written, if a window holds a NaN:
+/// the caller then redoes the plane with [`max_pool_plane_with_nan`].
+///
+/// Each window `[a, b; c, d]` takes `m = max(a, b, c, d)` and then the first of `a, b, c, d`
+/// that equals `m`, copying that element so that ties between 0.0 and −0.0 keep the sign of
+/// the first. Selects rather than branches decide, so the loop has no data-dependent jumps.
+fn max_pool_plane_2x2<T: Float>(
+    g: &PoolGeometry,
+    src: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) -> bool {
+    let width = g.width;
+    let mut has_nan = false;
+    for oy in 0..g.out_h {
+        let top = 2 * oy * width;
+        let upper = src[top..top + width].chunks_exact(2);
+        let lower = src[top + width..top + 2 * width].chunks_exact(2);
+        let out_row = &mut out[oy * g.out_w..][..g.out_w];
+        let arg_row = &mut arg[oy * g.out_w..][..g.out_w];
+        let below = width as u32;
+        for (ox, ((o, a), (u, l))) in out_row
+            .iter_mut()
+            .zip(arg_row.iter_mut())
+            .zip(upper.zip(lower))
+            .enumerate()
+        {
+            let (v0, v1, v2, v3) = (u[0], u[1], l[0], l[1]);
+            has_nan |= v0.is_nan() | v1.is_nan() | v2.is_nan() | v3.is_nan();
+            let m = v0.max(v1).max(v2.max(v3));
+            let (value, offset) = if v0 == m {
+                (v0, 0)
+            } else if v1 == m {
+                (v1, 1)
+            } else if v2 == m {
+                (v2, below)
+            } else {
+                (v3, below + 1)
+            };
+            *o = value;
+            *a = (top + 2 * ox) as u32 + offset;
+        }
+    }
+    !has_nan
 }
 
 /// [`max_pool_plane`] for planes holding a NaN, comparing element by element.
