@@ -153,12 +153,12 @@ fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mu
 }
 
 /// [`max_pool_plane`] for 2×2 windows with stride 2, the common case, in a single pass over
-/// the plane. Returns false, with `out` and `arg` partly written, if a window holds a NaN:
-/// the caller then redoes the plane with [`max_pool_plane_with_nan`].
+/// the plane. Returns false, with `out` and `arg` partly written, if a window contains a NaN,
+/// so that the caller redoes the plane with [`max_pool_plane_with_nan`].
 ///
 /// Each window `[a, b; c, d]` takes `m = max(a, b, c, d)` and then the first of `a, b, c, d`
 /// that equals `m`, copying that element so that ties between 0.0 and −0.0 keep the sign of
-/// the first. Selects rather than branches decide, so the loop has no data-dependent jumps.
+/// the first.
 fn max_pool_plane_2x2<T: Float>(
     g: &PoolGeometry,
     src: &[T],
