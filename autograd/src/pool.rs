@@ -156,44 +156,43 @@ fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mu
 /// the plane. Returns false, with `out` and `arg` partly written, if a window contains a NaN,
 /// so that the caller redoes the plane with [`max_pool_plane_with_nan`].
 ///
-/// Each window `[a, b; c, d]` takes `m = max(a, b, c, d)` and then the first of `a, b, c, d`
-/// that equals `m`, copying that element so that ties between 0.0 and −0.0 keep the sign of
-/// the first.
+/// Each window `[a, b; c, d]` keeps `a` and replaces it by `b`, `c`, `d` in turn only where
+/// the newcomer is strictly greater, so the first maximum wins ties, 0.0 against −0.0
+/// included. Every step is a compare and a select without branches, which the compiler
+/// turns into vector code.
 fn max_pool_plane_2x2<T: Float>(
     g: &PoolGeometry,
     src: &[T],
     out: &mut [T],
     arg: &mut [u32],
 ) -> bool {
-    let width = g.width;
+    let (width, out_w) = (g.width, g.out_w);
+    let below = width as u32;
     let mut has_nan = false;
     for oy in 0..g.out_h {
         let top = 2 * oy * width;
-        let upper = src[top..top + width].chunks_exact(2);
-        let lower = src[top + width..top + 2 * width].chunks_exact(2);
-        let out_row = &mut out[oy * g.out_w..][..g.out_w];
-        let arg_row = &mut arg[oy * g.out_w..][..g.out_w];
-        let below = width as u32;
-        for (ox, ((o, a), (u, l))) in out_row
-            .iter_mut()
-            .zip(arg_row.iter_mut())
-            .zip(upper.zip(lower))
-            .enumerate()
-        {
-            let (v0, v1, v2, v3) = (u[0], u[1], l[0], l[1]);
+        let upper = &src[top..][..2 * out_w];
+        let lower = &src[top + width..][..2 * out_w];
+        let out_row = &mut out[oy * out_w..][..out_w];
+        let arg_row = &mut arg[oy * out_w..][..out_w];
+        // Offsets fit in u32: the caller rejects larger planes.
+        let corner = top as u32;
+        for ox in 0..out_w {
+            let (v0, v1) = (upper[2 * ox], upper[2 * ox + 1]);
+            let (v2, v3) = (lower[2 * ox], lower[2 * ox + 1]);
             has_nan |= v0.is_nan() | v1.is_nan() | v2.is_nan() | v3.is_nan();
-            let m = v0.max(v1).max(v2.max(v3));
-            let (value, offset) = if v0 == m {
-                (v0, 0)
-            } else if v1 == m {
-                (v1, 1)
-            } else if v2 == m {
-                (v2, below)
-            } else {
-                (v3, below + 1)
-            };
-            *o = value;
-            *a = (top + 2 * ox) as u32 + offset;
+            let (mut best, mut offset) = (v0, 0u32);
+            if v1 > best {
+                (best, offset) = (v1, 1);
+            }
+            if v2 > best {
+                (best, offset) = (v2, below);
+            }
+            if v3 > best {
+                (best, offset) = (v3, below + 1);
+            }
+            out_row[ox] = best;
+            arg_row[ox] = corner + 2 * ox as u32 + offset;
         }
     }
     !has_nan
