@@ -63,9 +63,9 @@ impl Padding {
 
 /// The maximum number of batch chunks. Chunks are the unit of parallel work, and the weight
 /// gradient is summed chunk by chunk in index order, so the chunk length depends on the batch
-/// size alone and results do not depend on the number of threads. Around 30 chunks keep two
-/// to eight threads evenly loaded: 60 images, for example, give 30 chunks of 2 rather than 15
-/// of 4, which two threads would split 8 to 7.
+/// size alone and results do not depend on the number of threads. More chunks share the work
+/// more evenly: 60 images, for example, give 30 chunks of 2, where a limit of 16 would give
+/// 15 chunks of 4, which two threads split 8 to 7.
 const MAX_CHUNKS: usize = 32;
 
 fn chunk_len(batch: usize) -> usize {
