@@ -92,6 +92,25 @@ fn run_items<T: Float, I: Send>(
     }
 }
 
+/// Sums `values` in eight interleaved partial sums that are added together at the end.
+/// Independent partial sums let the additions run in vector lanes, where one running sum
+/// waits for each addition in turn. The order of the additions depends on the length alone.
+fn lane_sum<T: Float>(values: &[T]) -> T {
+    const LANES: usize = 8;
+    let mut lanes = [T::zero(); LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    let mut total = lanes.iter().fold(T::zero(), |total, &lane| total + lane);
+    for &v in chunks.remainder() {
+        total += v;
+    }
+    total
+}
+
 /// `c = alpha · a · b + beta · c` for row-major `c` (`m × n`) and strided `a` (`m × k`) and `b`
 /// (`k × n`), given as (pointer slice, row stride, column stride).
 #[allow(clippy::too_many_arguments)]
@@ -332,7 +351,7 @@ impl<T: Float> Op<T> for Conv2d {
                 }
                 if let Some(db) = item.db.as_deref_mut() {
                     for (b, row) in db.iter_mut().zip(gy.chunks_exact(p)) {
-                        *b += row.iter().copied().sum::<T>();
+                        *b += lane_sum(row);
                     }
                 }
                 if let Some(dx) = item.dx.as_deref_mut() {
