@@ -91,6 +91,14 @@ fn split_plan(m: usize, k: usize, n: usize) -> Split {
 #[derive(Clone, Copy)]
 struct SharedOutput<T>(*mut T);
 
+impl<T> SharedOutput<T> {
+    /// Returns the pointer. Closures call this rather than reading the field, so that they
+    /// capture the whole `Send` wrapper instead of the bare pointer.
+    fn pointer(self) -> *mut T {
+        self.0
+    }
+}
+
 // SAFETY: the parts that share a `SharedOutput` write disjoint elements of a buffer that the
 // caller borrows exclusively for the duration of the parallel loop.
 unsafe impl<T: Send> Send for SharedOutput<T> {}
@@ -125,8 +133,8 @@ fn gemm<T: Float>(a: &[T], av: MatrixView, b: &[T], bv: MatrixView, beta: T, c: 
                         ..av
                     };
                     let offset = part * rows * av.row_stride as usize;
-                    // SAFETY: rows part·rows.. of `a` start at `offset` and lie inside `a`;
-                    // `c_part` is exactly those rows of `c`.
+                    // SAFETY: rows part·rows.. of `a` start at `offset` and lie inside `a`,
+                    // and `c_part` is exactly those rows of `c`.
                     unsafe {
                         gemm_raw(
                             a[offset..].as_ptr(),
@@ -149,7 +157,6 @@ fn gemm<T: Float>(a: &[T], av: MatrixView, b: &[T], bv: MatrixView, beta: T, c: 
                     ..bv
                 };
                 let offset = first * bv.col_stride as usize;
-                let output = output;
                 // SAFETY: columns first.. of `b` start at `offset` and lie inside `b`. This
                 // part writes only columns first..first + b_part.cols of `c`, which no other
                 // part writes, and `c` stays exclusively borrowed until the loop ends.
@@ -160,7 +167,7 @@ fn gemm<T: Float>(a: &[T], av: MatrixView, b: &[T], bv: MatrixView, beta: T, c: 
                         b[offset..].as_ptr(),
                         b_part,
                         beta,
-                        output.0.add(first),
+                        output.pointer().add(first),
                         n,
                     )
                 }
@@ -179,7 +186,7 @@ fn gemm<T: Float>(a: &[T], av: MatrixView, b: &[T], bv: MatrixView, beta: T, c: 
                     let a_offset = first * av.col_stride as usize;
                     let b_offset = first * bv.row_stride as usize;
                     // SAFETY: inner indices first..first + len of `a` and `b` start at the
-                    // offsets and lie inside them; `partial` is a distinct m × n buffer.
+                    // offsets and lie inside them, and `partial` is a distinct m × n buffer.
                     unsafe {
                         gemm_raw(
                             a[a_offset..].as_ptr(),
