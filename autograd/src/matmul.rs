@@ -453,6 +453,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// Gradients: `∂L/∂A = G · Bᵀ`, `∂L/∂B = Aᵀ · G`, summed over the batch for an unbatched
     /// operand.
     ///
+    /// Batches run in parallel, and so do the parts of a large single product (blocks of
+    /// output rows or columns, or stretches of a long inner axis whose partial products are
+    /// added in order). The parts depend on the shapes alone, so results are bit-identical for
+    /// any number of threads.
+    ///
     /// ```
     /// use autograd::{Tape, Tensor};
     ///
