@@ -249,38 +249,42 @@ impl<T: Float> Op<T> for Conv2d {
         let bias = inputs.get(2).map(|b| b.data());
         // A copy of the O × K weight in column-major order. matrixmultiply packs its left
         // operand with contiguous copies only in that order, and it packs it for every image.
-        let mut w_columns = Vec::with_capacity(k * out_channels);
+        // A bias becomes one more column, matched by a row of ones below the patches, so the
+        // product adds it without a separate pass over the output.
+        let k_total = k + usize::from(bias.is_some());
+        let mut w_columns = Vec::with_capacity(k_total * out_channels);
         for column in 0..k {
             w_columns.extend((0..out_channels).map(|o| w.data()[o * k + column]));
+        }
+        if let Some(b) = bias {
+            w_columns.extend_from_slice(b);
         }
         let chunk = chunk_len(batch);
         let parallel = batch > 1 && batch * image_out * k >= PARALLEL_THRESHOLD;
         let items: Vec<(usize, &mut [T])> = out.chunks_mut(chunk * image_out).enumerate().collect();
-        run_items(parallel, items, k * p, |cols, (chunk_index, out_chunk)| {
-            for (offset, y) in out_chunk.chunks_exact_mut(image_out).enumerate() {
-                let n = chunk_index * chunk + offset;
-                im2col(&g, &x.data()[n * g.image_len()..][..g.image_len()], cols);
-                // y = W · cols (+ bias in every column of row o).
-                let beta = match bias {
-                    Some(b) => {
-                        for (row, &bo) in y.chunks_exact_mut(p).zip(b) {
-                            row.fill(bo);
-                        }
-                        T::one()
-                    }
-                    None => T::zero(),
-                };
-                gemm(
-                    out_channels,
-                    k,
-                    p,
-                    (&w_columns, 1, out_channels as isize),
-                    (cols, p as isize, 1),
-                    beta,
-                    y,
-                );
-            }
-        });
+        run_items(
+            parallel,
+            items,
+            k_total * p,
+            |cols, (chunk_index, out_chunk)| {
+                cols[k * p..].fill(T::one());
+                for (offset, y) in out_chunk.chunks_exact_mut(image_out).enumerate() {
+                    let n = chunk_index * chunk + offset;
+                    let image = &x.data()[n * g.image_len()..][..g.image_len()];
+                    im2col(&g, image, &mut cols[..k * p]);
+                    // y = [W | b] · [cols; 1].
+                    gemm(
+                        out_channels,
+                        k_total,
+                        p,
+                        (&w_columns, 1, out_channels as isize),
+                        (cols, p as isize, 1),
+                        T::zero(),
+                        y,
+                    );
+                }
+            },
+        );
         Tensor::from_vec(out, [batch, out_channels, g.out_h, g.out_w])
     }
 
