@@ -62,7 +62,7 @@ pub(crate) fn im2col<T: Float>(g: &ConvGeometry, x: &[T], cols: &mut [T]) {
                 for (oy, out_row) in row.chunks_exact_mut(g.out_w).enumerate() {
                     let start = (oy * g.stride + i) * padded_w + j;
                     if g.stride == 1 {
-                        out_row.copy_from_slice(&plane[start..start + g.out_w]);
+                        copy_short(&plane[start..start + g.out_w], out_row);
                     } else {
                         let src = plane[start..].iter().step_by(g.stride);
                         for (o, &v) in out_row.iter_mut().zip(src) {
@@ -72,6 +72,25 @@ pub(crate) fn im2col<T: Float>(g: &ConvGeometry, x: &[T], cols: &mut [T]) {
                 }
             }
         }
+    }
+}
+
+/// Copies `src` into `dst` of the same length in blocks of eight, inline. For runs as short
+/// as an output row (14 and 28 values in the paper CNN), a `memcpy` call per run measured
+/// about as costly as the copying.
+fn copy_short<T: Float>(src: &[T], dst: &mut [T]) {
+    let mut dst_blocks = dst.chunks_exact_mut(8);
+    let mut src_blocks = src.chunks_exact(8);
+    for (d, s) in (&mut dst_blocks).zip(&mut src_blocks) {
+        let block: [T; 8] = s.try_into().expect("blocks of 8");
+        d.copy_from_slice(&block);
+    }
+    for (d, &s) in dst_blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(src_blocks.remainder())
+    {
+        *d = s;
     }
 }
 
