@@ -16,9 +16,11 @@
 //! larger and strictly smaller scores: for a tie group `a..=b`,
 //! `D_k = e_{b+1} · G_{b+1} − e_a · F_{a−1}`.
 
+use crate::float::SortFloat;
 use autograd::Float;
 
 use super::order::descending_order;
+use crate::simd::dispatch;
 
 /// The scores of one row sorted descending, with the kernel factors between neighbours.
 pub(crate) struct SortedRow<T> {
@@ -32,7 +34,7 @@ pub(crate) struct SortedRow<T> {
     pub tau: T,
 }
 
-impl<T: Float> SortedRow<T> {
+impl<T: SortFloat> SortedRow<T> {
     /// Sorts `scores` and computes the kernel factors.
     pub fn new(scores: &[T], tau: T) -> Self {
         Self::from_order(scores, descending_order(scores), tau)
@@ -41,12 +43,17 @@ impl<T: Float> SortedRow<T> {
     /// Rebuilds the row from a sort order saved by the forward pass.
     pub fn from_order(scores: &[T], order: Vec<u32>, tau: T) -> Self {
         let t: Vec<T> = order.iter().map(|&i| scores[i as usize]).collect();
-        let mut decay = Vec::with_capacity(t.len());
-        decay.push(T::zero());
-        for k in 1..t.len() {
-            // t[k−1] ≥ t[k] and τ > 0, so the exponent is ≤ 0 (or −∞): the factor is in [0, 1].
-            decay.push((-(t[k - 1] - t[k]) / tau).exp());
-        }
+        let mut decay = vec![T::zero(); t.len()];
+        dispatch(
+            #[inline(always)]
+            || {
+                for (e, pair) in decay.iter_mut().skip(1).zip(t.windows(2)) {
+                    // t[k−1] ≥ t[k] and τ > 0, so the exponent is ≤ 0 (or −∞): the factor
+                    // is in [0, 1], and exactly 1 for tied scores.
+                    *e = ((pair[1] - pair[0]) / tau).fast_exp();
+                }
+            },
+        );
         SortedRow {
             order,
             t,
