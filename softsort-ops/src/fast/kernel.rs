@@ -288,14 +288,14 @@ impl<T: SortFloat> Carries<T> {
             if start > 0 {
                 let mut p = T::one();
                 for k in start..end {
-                    p = p * decay[k];
+                    p *= decay[k];
                     forward[k] = p;
                 }
             }
             if end < n {
                 let mut p = T::one();
                 for k in (start..end).rev() {
-                    p = p * decay[k + 1];
+                    p *= decay[k + 1];
                     backward[k] = p;
                 }
             }
