@@ -347,19 +347,19 @@ impl<T: SortFloat> Carries<T> {
             for (k, row) in (start..start + len).zip(rest.chunks_exact_mut(D)) {
                 let p = self.forward[k];
                 for (v, &h) in row.iter_mut().zip(carry) {
-                    *v = *v + p * h;
+                    *v += p * h;
                 }
             }
         }
-        for k in body..n {
+        for (k, &e) in decay.iter().enumerate().skip(body) {
             for c in k * D..(k + 1) * D {
-                f[c] = f[c] + decay[k] * f[c - D];
+                f[c] += e * f[c - D];
             }
         }
         // The mirror image for G: the tail first, then each block gets everything after it.
         for k in (body..n.saturating_sub(1)).rev() {
             for c in k * D..(k + 1) * D {
-                g[c] = g[c] + decay[k + 1] * g[c + D];
+                g[c] += decay[k + 1] * g[c + D];
             }
         }
         for start in (0..body).step_by(len).rev() {
@@ -372,7 +372,7 @@ impl<T: SortFloat> Carries<T> {
             for (k, row) in (start..end).zip(head[start * D..].chunks_exact_mut(D)) {
                 let p = self.backward[k];
                 for (v, &h) in row.iter_mut().zip(carry) {
-                    *v = *v + p * h;
+                    *v += p * h;
                 }
             }
         }
