@@ -281,22 +281,22 @@ impl<T: SortFloat> Carries<T> {
             return None;
         }
         let len = n / SWEEP_BLOCKS;
-        let mut forward = vec![T::zero(); SWEEP_BLOCKS * len];
-        let mut backward = vec![T::zero(); SWEEP_BLOCKS * len];
-        for start in (0..SWEEP_BLOCKS * len).step_by(len) {
-            let end = start + len;
-            if start > 0 {
-                let mut p = T::one();
-                for k in start..end {
-                    p *= decay[k];
-                    forward[k] = p;
-                }
-            }
-            if end < n {
-                let mut p = T::one();
-                for k in (start..end).rev() {
-                    p *= decay[k + 1];
-                    backward[k] = p;
+        let body = SWEEP_BLOCKS * len;
+        let mut forward = vec![T::zero(); body];
+        let mut backward = vec![T::zero(); body];
+        // The products of every block side by side, as in the sweeps. Block 0 has no forward
+        // carry, and the last block a backward one only if a tail follows it.
+        let mut head = [T::one(); SWEEP_BLOCKS];
+        let mut tail = [T::one(); SWEEP_BLOCKS];
+        for i in 0..len {
+            for b in 0..SWEEP_BLOCKS {
+                let k = b * len + i;
+                head[b] *= decay[k];
+                forward[k] = head[b];
+                let j = b * len + len - 1 - i;
+                if j + 1 < n {
+                    tail[b] *= decay[j + 1];
+                    backward[j] = tail[b];
                 }
             }
         }
