@@ -28,7 +28,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("quantile-mnist: {error}");
+            // Configuration errors name the program already (`quantile-mnist: invalid tau`).
+            let message = error.to_string();
+            if message.starts_with("quantile-mnist:") {
+                eprintln!("{message}");
+            } else {
+                eprintln!("quantile-mnist: {message}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -55,6 +55,14 @@ fn main() {
             log(format!("skipped {}: {reason}", path.display()));
         }
     }
+    if collected.results.is_empty() && quantile_collected.results.is_empty() {
+        log(format!(
+            "error: no sort-mnist or quantile-mnist result files (*.json) in {}; run \
+             sort-mnist or quantile-mnist with --out in that folder first",
+            cli.results.display()
+        ));
+        std::process::exit(1);
+    }
     log(format!(
         "read {} sort-mnist results from {}",
         collected.results.len(),

@@ -1,6 +1,7 @@
 //! `P · X` for SoftSort with `d = |·|`, in O(n log n + n·d) per row without forming `P`.
 
-use autograd::{BackwardArgs, Error, Float, Op, Result, Tensor};
+use crate::float::SortFloat;
+use autograd::{BackwardArgs, Error, Op, Result, Tensor};
 
 use super::batch::{map_rows, row_work};
 use super::kernel::SortedRow;
@@ -51,14 +52,14 @@ struct Saved<T> {
     z: Vec<T>,
 }
 
-impl<T: Float> SoftSortApply<T> {
+impl<T: SortFloat> SoftSortApply<T> {
     /// Creates the op with temperature `tau` (checked in the forward pass: finite, > 0).
     pub fn new(tau: f64) -> Self {
         SoftSortApply { tau, saved: None }
     }
 }
 
-impl<T: Float> Op<T> for SoftSortApply<T> {
+impl<T: SortFloat> Op<T> for SoftSortApply<T> {
     fn name(&self) -> &str {
         NAME
     }

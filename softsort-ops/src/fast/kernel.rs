@@ -16,9 +16,11 @@
 //! larger and strictly smaller scores: for a tie group `a..=b`,
 //! `D_k = e_{b+1} · G_{b+1} − e_a · F_{a−1}`.
 
+use crate::float::SortFloat;
 use autograd::Float;
 
 use super::order::descending_order;
+use crate::simd::dispatch;
 
 /// The scores of one row sorted descending, with the kernel factors between neighbours.
 pub(crate) struct SortedRow<T> {
@@ -28,11 +30,13 @@ pub(crate) struct SortedRow<T> {
     pub t: Vec<T>,
     /// `decay[k] = exp(−(t_{k−1} − t_k)/τ)` for `k ≥ 1`; `decay[0] = 0`.
     decay: Vec<T>,
+    /// The products that join the blocks of the recurrences, for rows long enough to split.
+    carries: Option<Carries<T>>,
     /// The temperature τ.
     pub tau: T,
 }
 
-impl<T: Float> SortedRow<T> {
+impl<T: SortFloat> SortedRow<T> {
     /// Sorts `scores` and computes the kernel factors.
     pub fn new(scores: &[T], tau: T) -> Self {
         Self::from_order(scores, descending_order(scores), tau)
@@ -41,16 +45,23 @@ impl<T: Float> SortedRow<T> {
     /// Rebuilds the row from a sort order saved by the forward pass.
     pub fn from_order(scores: &[T], order: Vec<u32>, tau: T) -> Self {
         let t: Vec<T> = order.iter().map(|&i| scores[i as usize]).collect();
-        let mut decay = Vec::with_capacity(t.len());
-        decay.push(T::zero());
-        for k in 1..t.len() {
-            // t[k−1] ≥ t[k] and τ > 0, so the exponent is ≤ 0 (or −∞): the factor is in [0, 1].
-            decay.push((-(t[k - 1] - t[k]) / tau).exp());
-        }
+        let mut decay = vec![T::zero(); t.len()];
+        dispatch(
+            #[inline(always)]
+            || {
+                for (e, pair) in decay.iter_mut().skip(1).zip(t.windows(2)) {
+                    // t[k−1] ≥ t[k] and τ > 0, so the exponent is ≤ 0 (or −∞): the factor
+                    // is in [0, 1], and exactly 1 for tied scores.
+                    *e = ((pair[1] - pair[0]) / tau).fast_exp();
+                }
+            },
+        );
+        let carries = Carries::new(&decay);
         SortedRow {
             order,
             t,
             decay,
+            carries,
             tau,
         }
     }
@@ -85,13 +96,30 @@ impl<T: Float> SortedRow<T> {
 
     /// Runs both recurrences on the `d`-wide rows of `y` (sorted order): returns `(F, G)`.
     ///
-    /// Each column is a chain of dependent multiply-adds, so one loop advances the forward
-    /// chain from the start and the backward chain from the end, letting the CPU overlap them.
+    /// Each column is a chain of dependent multiply-adds, so its speed is bound by the latency
+    /// of one multiply-add per position. Short rows advance the forward chain from the start
+    /// and the backward chain from the end in one loop, letting the CPU overlap the two. Longer
+    /// rows with one or two columns split the positions into [`SWEEP_BLOCKS`] blocks whose chains
+    /// run side by side from zero, then add each block's missing head (or tail) in a second,
+    /// independent pass:
+    /// `F_k = F^block_k + (Π_{m = a..=k} e_m) · F_{a−1}` for a block starting at `a`, and the
+    /// mirror image for `G`.
     pub fn sweeps(&self, y: &[T], d: usize) -> (Vec<T>, Vec<T>) {
         let n = self.len();
         let decay = &self.decay[..n];
         let mut f = y.to_vec();
         let mut g = y.to_vec();
+        match (&self.carries, d) {
+            (Some(carries), 1) => {
+                carries.sweeps::<1>(decay, &mut f, &mut g);
+                return (f, g);
+            }
+            (Some(carries), 2) => {
+                carries.sweeps::<2>(decay, &mut f, &mut g);
+                return (f, g);
+            }
+            _ => {}
+        }
         if d == 1 {
             for k in 1..n {
                 f[k] = f[k] + decay[k] * f[k - 1];
@@ -224,4 +252,194 @@ fn full_from<T: Float>(f: &[T], g: &[T], y: &[T]) -> Vec<T> {
         .zip(y)
         .map(|((&f, &g), &y)| f + g - y)
         .collect()
+}
+
+/// The number of blocks the recurrences of a long row are split into.
+const SWEEP_BLOCKS: usize = 8;
+
+/// The shortest row whose recurrences are split into blocks.
+const BLOCKED_MIN_LEN: usize = 64;
+
+/// The products of kernel factors that join consecutive blocks of the recurrences.
+///
+/// The first `SWEEP_BLOCKS · len` positions form the blocks, `len = ⌊n / SWEEP_BLOCKS⌋`; the
+/// remaining tail of fewer than `SWEEP_BLOCKS` positions runs as a plain recurrence.
+struct Carries<T> {
+    /// The block length.
+    len: usize,
+    /// `forward[k] = Π_{m = a..=k} e_m` for `k` in a block starting at `a > 0`.
+    forward: Vec<T>,
+    /// `backward[k] = Π_{m = k+1..=b} e_m` for `k` in a block whose successor starts at `b < n`.
+    backward: Vec<T>,
+}
+
+impl<T: SortFloat> Carries<T> {
+    /// Builds the products for the factors `decay`, or `None` for rows too short to split.
+    fn new(decay: &[T]) -> Option<Self> {
+        let n = decay.len();
+        if n < BLOCKED_MIN_LEN {
+            return None;
+        }
+        let len = n / SWEEP_BLOCKS;
+        let body = SWEEP_BLOCKS * len;
+        let mut forward = vec![T::zero(); body];
+        let mut backward = vec![T::zero(); body];
+        // The products of every block side by side, as in the sweeps. Block 0 has no forward
+        // carry, and the last block a backward one only if a tail follows it.
+        let mut head = [T::one(); SWEEP_BLOCKS];
+        let mut tail = [T::one(); SWEEP_BLOCKS];
+        for i in 0..len {
+            for b in 0..SWEEP_BLOCKS {
+                let k = b * len + i;
+                head[b] *= decay[k];
+                forward[k] = head[b];
+                let j = b * len + len - 1 - i;
+                if j + 1 < n {
+                    tail[b] *= decay[j + 1];
+                    backward[j] = tail[b];
+                }
+            }
+        }
+        Some(Carries {
+            len,
+            forward,
+            backward,
+        })
+    }
+
+    /// Runs the blocked recurrences in place on `f` and `g` (rows of width `D`), both holding
+    /// `y` on entry.
+    #[inline(always)]
+    fn sweeps<const D: usize>(&self, decay: &[T], f: &mut [T], g: &mut [T]) {
+        let n = decay.len();
+        let len = self.len;
+        let body = SWEEP_BLOCKS * len;
+        // Every block's chains from zero, side by side, so that their latencies overlap.
+        let mut head = [[T::zero(); D]; SWEEP_BLOCKS];
+        let mut tail = [[T::zero(); D]; SWEEP_BLOCKS];
+        for b in 0..SWEEP_BLOCKS {
+            let k = b * len;
+            head[b].copy_from_slice(&f[k * D..(k + 1) * D]);
+            let j = k + len - 1;
+            tail[b].copy_from_slice(&g[j * D..(j + 1) * D]);
+        }
+        for i in 1..len {
+            for b in 0..SWEEP_BLOCKS {
+                let k = b * len + i;
+                let e = decay[k];
+                for c in 0..D {
+                    head[b][c] = f[k * D + c] + e * head[b][c];
+                    f[k * D + c] = head[b][c];
+                }
+                let j = b * len + len - 1 - i; // g[j] += e_{j+1} g[j + 1]
+                let e = decay[j + 1];
+                for c in 0..D {
+                    tail[b][c] = g[j * D + c] + e * tail[b][c];
+                    g[j * D + c] = tail[b][c];
+                }
+            }
+        }
+        // Each block gets the contribution of everything before it, in order, then the tail
+        // continues the chain.
+        for start in (len..body).step_by(len) {
+            let (done, rest) = f.split_at_mut(start * D);
+            let carry = &done[(start - 1) * D..];
+            for (k, row) in (start..start + len).zip(rest.chunks_exact_mut(D)) {
+                let p = self.forward[k];
+                for (v, &h) in row.iter_mut().zip(carry) {
+                    *v += p * h;
+                }
+            }
+        }
+        for (k, &e) in decay.iter().enumerate().skip(body) {
+            for c in k * D..(k + 1) * D {
+                f[c] += e * f[c - D];
+            }
+        }
+        // The mirror image for G: the tail first, then each block gets everything after it.
+        for k in (body..n.saturating_sub(1)).rev() {
+            for c in k * D..(k + 1) * D {
+                g[c] += decay[k + 1] * g[c + D];
+            }
+        }
+        for start in (0..body).step_by(len).rev() {
+            let end = start + len;
+            if end == n {
+                continue;
+            }
+            let (head, done) = g.split_at_mut(end * D);
+            let carry = &done[..D];
+            for (k, row) in (start..end).zip(head[start * D..].chunks_exact_mut(D)) {
+                let p = self.backward[k];
+                for (v, &h) in row.iter_mut().zip(carry) {
+                    *v += p * h;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns deterministic scores with ties, and values of both signs.
+    fn data(n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
+        let s = (0..n).map(|i| ((i * 7919) % 613) as f64 / 97.0).collect();
+        let y = (0..n * d)
+            .map(|i| ((i * 104_729) % 1009) as f64 / 500.0 - 1.0)
+            .collect();
+        (s, y)
+    }
+
+    /// The one-sided sums straight from their definitions, O(n²).
+    fn one_sided(row: &SortedRow<f64>, y: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
+        let n = row.len();
+        let kernel = |k: usize, l: usize| (-(row.t[k] - row.t[l]).abs() / row.tau).exp();
+        let mut f = vec![0.0; n * d];
+        let mut g = vec![0.0; n * d];
+        for k in 0..n {
+            for c in 0..d {
+                f[k * d + c] = (0..=k).map(|l| kernel(k, l) * y[l * d + c]).sum();
+                g[k * d + c] = (k..n).map(|l| kernel(k, l) * y[l * d + c]).sum();
+            }
+        }
+        (f, g)
+    }
+
+    #[test]
+    fn blocked_sweeps_match_the_definition() {
+        let cases = [
+            (64, 1, 0.3),
+            (71, 2, 1.0),
+            (100, 1, 0.05),
+            (257, 2, 2.0),
+            (90, 3, 1.0),
+        ];
+        for (n, d, tau) in cases {
+            let (s, y) = data(n, d);
+            let row = SortedRow::new(&s, tau);
+            assert!(row.carries.is_some(), "n = {n} should use blocks");
+            let (f, g) = row.sweeps(&y, d);
+            let (f_ref, g_ref) = one_sided(&row, &y, d);
+            for (got, want) in f.iter().zip(&f_ref).chain(g.iter().zip(&g_ref)) {
+                assert!(
+                    (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                    "n = {n}, d = {d}, τ = {tau}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn short_rows_use_one_chain_each_way() {
+        let (s, y) = data(BLOCKED_MIN_LEN - 1, 2);
+        let row = SortedRow::new(&s, 0.5);
+        assert!(row.carries.is_none());
+        let (f, g) = row.sweeps(&y, 2);
+        let (f_ref, g_ref) = one_sided(&row, &y, 2);
+        for (got, want) in f.iter().zip(&f_ref).chain(g.iter().zip(&g_ref)) {
+            assert!((got - want).abs() <= 1e-12 * (1.0 + want.abs()));
+        }
+    }
 }

@@ -80,7 +80,7 @@ use crate::float::SortFloat;
 ///
 /// # Errors
 /// [`autograd::Error`] for τ not finite and > 0, non-finite scores or `n = 0`.
-pub fn soft_sort<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
+pub fn soft_sort<'t, T: SortFloat>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
     scores
         .tape()
         .apply(SoftSortApply::new(tau), &[scores, scores])
@@ -91,7 +91,11 @@ pub fn soft_sort<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T
 ///
 /// # Errors
 /// As [`soft_sort`], and [`autograd::Error::Shape`] for values that do not match the scores.
-pub fn apply<'t, T: Float>(scores: Var<'t, T>, values: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
+pub fn apply<'t, T: SortFloat>(
+    scores: Var<'t, T>,
+    values: Var<'t, T>,
+    tau: f64,
+) -> Result<Var<'t, T>> {
     scores
         .tape()
         .apply(SoftSortApply::new(tau), &[scores, values])
@@ -102,7 +106,7 @@ pub fn apply<'t, T: Float>(scores: Var<'t, T>, values: Var<'t, T>, tau: f64) -> 
 ///
 /// # Errors
 /// As [`apply`].
-pub fn transpose_apply<'t, T: Float>(
+pub fn transpose_apply<'t, T: SortFloat>(
     scores: Var<'t, T>,
     weights: Var<'t, T>,
     tau: f64,
@@ -117,7 +121,7 @@ pub fn transpose_apply<'t, T: Float>(
 ///
 /// # Errors
 /// As [`soft_sort`].
-pub fn soft_ranks<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
+pub fn soft_ranks<'t, T: SortFloat>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
     let shape = scores.shape();
     let n = shape.dims().last().copied().unwrap_or(0);
     let positions: Vec<T> = (0..shape.numel())
@@ -132,7 +136,7 @@ pub fn soft_ranks<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, 
 ///
 /// # Errors
 /// As [`soft_sort`].
-pub fn log_normalizers<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
+pub fn log_normalizers<'t, T: SortFloat>(scores: Var<'t, T>, tau: f64) -> Result<Var<'t, T>> {
     scores
         .tape()
         .apply(SoftSortLogNormalizer::new(tau), &[scores])
@@ -144,7 +148,7 @@ pub fn log_normalizers<'t, T: Float>(scores: Var<'t, T>, tau: f64) -> Result<Var
 /// # Errors
 /// As [`soft_sort`], and [`autograd::Error::InvalidArgument`] for a target row that is not a
 /// permutation of `0..n`.
-pub fn permutation_nll<'t, T: Float>(
+pub fn permutation_nll<'t, T: SortFloat>(
     scores: Var<'t, T>,
     target: Var<'t, T>,
     tau: f64,

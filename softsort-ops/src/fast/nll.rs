@@ -1,6 +1,7 @@
 //! The negative log-likelihood of a target permutation under SoftSort with `d = |·|`.
 
-use autograd::{BackwardArgs, Float, Op, Result, Tensor};
+use crate::float::SortFloat;
+use autograd::{BackwardArgs, Op, Result, Tensor};
 
 use super::apply::missing_forward;
 use super::batch::{map_rows, row_work};
@@ -56,14 +57,14 @@ struct Saved<T> {
     z: Vec<T>,
 }
 
-impl<T: Float> SoftSortPermutationNll<T> {
+impl<T: SortFloat> SoftSortPermutationNll<T> {
     /// Creates the op with temperature `tau` (checked in the forward pass: finite, > 0).
     pub fn new(tau: f64) -> Self {
         SoftSortPermutationNll { tau, saved: None }
     }
 }
 
-impl<T: Float> Op<T> for SoftSortPermutationNll<T> {
+impl<T: SortFloat> Op<T> for SoftSortPermutationNll<T> {
     fn name(&self) -> &str {
         NAME
     }

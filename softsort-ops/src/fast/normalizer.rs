@@ -1,6 +1,7 @@
 //! The log row normalisers `log Z` of SoftSort with `d = |·|`.
 
-use autograd::{BackwardArgs, Float, Op, Result, Tensor};
+use crate::float::SortFloat;
+use autograd::{BackwardArgs, Op, Result, Tensor};
 
 use super::apply::missing_forward;
 use super::batch::{map_rows, row_work};
@@ -39,14 +40,14 @@ struct Saved<T> {
     z: Vec<T>,
 }
 
-impl<T: Float> SoftSortLogNormalizer<T> {
+impl<T: SortFloat> SoftSortLogNormalizer<T> {
     /// Creates the op with temperature `tau` (checked in the forward pass: finite, > 0).
     pub fn new(tau: f64) -> Self {
         SoftSortLogNormalizer { tau, saved: None }
     }
 }
 
-impl<T: Float> Op<T> for SoftSortLogNormalizer<T> {
+impl<T: SortFloat> Op<T> for SoftSortLogNormalizer<T> {
     fn name(&self) -> &str {
         NAME
     }

@@ -6,8 +6,16 @@ use autograd::Float;
 /// times faster for long rows. Both give the same order.
 const RADIX_MIN_LEN: usize = 2048;
 
-/// Bits per radix digit: 6 passes cover the 64-bit keys, with 2048 buckets each.
+/// Bits per radix digit, 2048 buckets per pass.
 const DIGIT_BITS: u32 = 11;
+
+/// Radix passes, over the top `PASSES · DIGIT_BITS = 33` bits of the keys (sign, exponent and
+/// the top 21 bits of the mantissa of an `f64`). Keys that agree on those bits are rare in
+/// real scores, and are ordered by a comparison sort of each such run.
+const PASSES: u32 = 3;
+
+/// The lowest key bit the radix passes look at.
+const PREFIX_SHIFT: u32 = 64 - PASSES * DIGIT_BITS;
 
 /// Returns the permutation that sorts `scores` descending, ties broken by increasing index:
 /// `order[k]` is the input index of sorted position `k`.
@@ -45,19 +53,21 @@ fn descending_key(x: f64) -> u64 {
     !ascending
 }
 
-/// Sorts indices by `keys` ascending with a stable least-significant-digit radix sort, so equal
-/// keys keep index order.
+/// Sorts indices by `keys` ascending, equal keys in index order: a stable
+/// least-significant-digit radix sort on the top bits of the keys, then a stable comparison
+/// sort of each run of keys that agree on those bits.
 fn radix_sort(mut keys: Vec<u64>) -> Vec<u32> {
     let n = keys.len();
     let buckets = 1usize << DIGIT_BITS;
-    let passes = 64_u32.div_ceil(DIGIT_BITS) as usize;
+    let passes = PASSES as usize;
     let mask = (buckets - 1) as u64;
+    let digit =
+        |key: u64, p: usize| ((key >> (PREFIX_SHIFT + p as u32 * DIGIT_BITS)) & mask) as usize;
 
     let mut counts = vec![0usize; passes * buckets];
     for &key in &keys {
         for p in 0..passes {
-            let digit = ((key >> (p as u32 * DIGIT_BITS)) & mask) as usize;
-            counts[p * buckets + digit] += 1;
+            counts[p * buckets + digit(key, p)] += 1;
         }
     }
 
@@ -75,16 +85,37 @@ fn radix_sort(mut keys: Vec<u64>) -> Vec<u32> {
             *c = start;
             start += len;
         }
-        let shift = p as u32 * DIGIT_BITS;
         for i in 0..n {
-            let digit = ((keys[i] >> shift) & mask) as usize;
-            let slot = count[digit];
-            count[digit] += 1;
+            let d = digit(keys[i], p);
+            let slot = count[d];
+            count[d] += 1;
             keys_out[slot] = keys[i];
             order_out[slot] = order[i];
         }
         std::mem::swap(&mut keys, &mut keys_out);
         std::mem::swap(&mut order, &mut order_out);
+    }
+
+    // Runs that agree on the sorted bits are in index order; order them by the full key.
+    let mut a = 0;
+    while a < n {
+        let prefix = keys[a] >> PREFIX_SHIFT;
+        let mut b = a + 1;
+        while b < n && keys[b] >> PREFIX_SHIFT == prefix {
+            b += 1;
+        }
+        if b - a > 1 {
+            let mut run: Vec<(u64, u32)> = keys[a..b]
+                .iter()
+                .copied()
+                .zip(order[a..b].iter().copied())
+                .collect();
+            run.sort_by_key(|&(key, _)| key); // stable: equal keys stay in index order
+            for (slot, (_, index)) in order[a..b].iter_mut().zip(run) {
+                *slot = index;
+            }
+        }
+        a = b;
     }
     order
 }
@@ -110,6 +141,19 @@ mod tests {
     #[test]
     fn radix_and_comparison_sort_agree() {
         let s = awkward_scores(5000);
+        let radix = descending_order(&s);
+        let mut reference: Vec<u32> = (0..s.len() as u32).collect();
+        reference.sort_by(|&a, &b| s[b as usize].partial_cmp(&s[a as usize]).unwrap());
+        assert_eq!(radix, reference);
+    }
+
+    #[test]
+    fn scores_that_share_the_radix_prefix_sort_fully() {
+        // 1 + k·2⁻⁴⁰ agree on the sign, the exponent and the top 21 mantissa bits, so the radix
+        // passes leave them in one run; the ties (k repeats) must stay in index order.
+        let s: Vec<f64> = (0..4096)
+            .map(|i| 1.0 + ((i * 37) % 1500) as f64 * 2f64.powi(-40) - (i % 3) as f64)
+            .collect();
         let radix = descending_order(&s);
         let mut reference: Vec<u32> = (0..s.len() as u32).collect();
         reference.sort_by(|&a, &b| s[b as usize].partial_cmp(&s[a as usize]).unwrap());

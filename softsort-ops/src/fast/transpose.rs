@@ -1,6 +1,7 @@
 //! `Pᵀ · v` for SoftSort with `d = |·|`, and the soft ranks built on it.
 
-use autograd::{BackwardArgs, Float, Op, Result, Tensor};
+use crate::float::SortFloat;
+use autograd::{BackwardArgs, Op, Result, Tensor};
 
 use super::apply::missing_forward;
 use super::batch::{map_rows, row_work};
@@ -47,14 +48,14 @@ struct Saved<T> {
     z: Vec<T>,
 }
 
-impl<T: Float> SoftSortTransposeApply<T> {
+impl<T: SortFloat> SoftSortTransposeApply<T> {
     /// Creates the op with temperature `tau` (checked in the forward pass: finite, > 0).
     pub fn new(tau: f64) -> Self {
         SoftSortTransposeApply { tau, saved: None }
     }
 }
 
-impl<T: Float> Op<T> for SoftSortTransposeApply<T> {
+impl<T: SortFloat> Op<T> for SoftSortTransposeApply<T> {
     fn name(&self) -> &str {
         NAME
     }

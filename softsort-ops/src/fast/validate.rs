@@ -184,7 +184,8 @@ fn check_permutation_target<T: Float>(
         seen.iter_mut().for_each(|x| *x = false);
         for (i, &v) in row.iter().enumerate() {
             let x = v.as_f64();
-            let valid = x.is_finite() && x >= 0.0 && x < n as f64 && x.fract() == 0.0;
+            // NaN fails the first comparison and ±∞ one of the two bounds.
+            let valid = x >= 0.0 && x < n as f64 && (x as usize) as f64 == x;
             if !valid || std::mem::replace(&mut seen[x as usize], true) {
                 return Err(Error::invalid(
                     op,
