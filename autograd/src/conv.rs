@@ -61,10 +61,12 @@ impl Padding {
     }
 }
 
-/// The largest number of batch chunks. Chunks are the unit of parallel work, and the weight
+/// The maximum number of batch chunks. Chunks are the unit of parallel work, and the weight
 /// gradient is summed chunk by chunk in index order, so the chunk length depends on the batch
-/// size alone and results do not depend on the number of threads.
-const MAX_CHUNKS: usize = 16;
+/// size alone and results do not depend on the number of threads. More chunks share the work
+/// more evenly: 60 images, for example, give 30 chunks of 2, where a limit of 16 would give
+/// 15 chunks of 4, which two threads split 8 to 7.
+const MAX_CHUNKS: usize = 32;
 
 fn chunk_len(batch: usize) -> usize {
     batch.div_ceil(MAX_CHUNKS).max(1)
@@ -88,6 +90,25 @@ fn run_items<T: Float, I: Send>(
         let mut buffer = scratch();
         items.into_iter().for_each(|item| f(&mut buffer, item));
     }
+}
+
+/// Sums `values` in eight interleaved partial sums that are added together at the end.
+/// Independent partial sums let the additions run in vector lanes, where one running sum
+/// waits for each addition in turn. The order of the additions depends on the length alone.
+fn lane_sum<T: Float>(values: &[T]) -> T {
+    const LANES: usize = 8;
+    let mut lanes = [T::zero(); LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    let mut total = lanes.iter().fold(T::zero(), |total, &lane| total + lane);
+    for &v in chunks.remainder() {
+        total += v;
+    }
+    total
 }
 
 /// `c = alpha · a · b + beta · c` for row-major `c` (`m × n`) and strided `a` (`m × k`) and `b`
@@ -228,38 +249,42 @@ impl<T: Float> Op<T> for Conv2d {
         let bias = inputs.get(2).map(|b| b.data());
         // A copy of the O × K weight in column-major order. matrixmultiply packs its left
         // operand with contiguous copies only in that order, and it packs it for every image.
-        let mut w_columns = Vec::with_capacity(k * out_channels);
+        // A bias becomes one more column, matched by a row of ones below the patches, so the
+        // product adds it without a separate pass over the output.
+        let k_total = k + usize::from(bias.is_some());
+        let mut w_columns = Vec::with_capacity(k_total * out_channels);
         for column in 0..k {
             w_columns.extend((0..out_channels).map(|o| w.data()[o * k + column]));
+        }
+        if let Some(b) = bias {
+            w_columns.extend_from_slice(b);
         }
         let chunk = chunk_len(batch);
         let parallel = batch > 1 && batch * image_out * k >= PARALLEL_THRESHOLD;
         let items: Vec<(usize, &mut [T])> = out.chunks_mut(chunk * image_out).enumerate().collect();
-        run_items(parallel, items, k * p, |cols, (chunk_index, out_chunk)| {
-            for (offset, y) in out_chunk.chunks_exact_mut(image_out).enumerate() {
-                let n = chunk_index * chunk + offset;
-                im2col(&g, &x.data()[n * g.image_len()..][..g.image_len()], cols);
-                // y = W · cols (+ bias in every column of row o).
-                let beta = match bias {
-                    Some(b) => {
-                        for (row, &bo) in y.chunks_exact_mut(p).zip(b) {
-                            row.fill(bo);
-                        }
-                        T::one()
-                    }
-                    None => T::zero(),
-                };
-                gemm(
-                    out_channels,
-                    k,
-                    p,
-                    (&w_columns, 1, out_channels as isize),
-                    (cols, p as isize, 1),
-                    beta,
-                    y,
-                );
-            }
-        });
+        run_items(
+            parallel,
+            items,
+            k_total * p,
+            |cols, (chunk_index, out_chunk)| {
+                cols[k * p..].fill(T::one());
+                for (offset, y) in out_chunk.chunks_exact_mut(image_out).enumerate() {
+                    let n = chunk_index * chunk + offset;
+                    let image = &x.data()[n * g.image_len()..][..g.image_len()];
+                    im2col(&g, image, &mut cols[..k * p]);
+                    // y = [W | b] · [cols; 1].
+                    gemm(
+                        out_channels,
+                        k_total,
+                        p,
+                        (&w_columns, 1, out_channels as isize),
+                        (cols, p as isize, 1),
+                        T::zero(),
+                        y,
+                    );
+                }
+            },
+        );
         Tensor::from_vec(out, [batch, out_channels, g.out_h, g.out_w])
     }
 
@@ -330,7 +355,7 @@ impl<T: Float> Op<T> for Conv2d {
                 }
                 if let Some(db) = item.db.as_deref_mut() {
                     for (b, row) in db.iter_mut().zip(gy.chunks_exact(p)) {
-                        *b += row.iter().copied().sum::<T>();
+                        *b += lane_sum(row);
                     }
                 }
                 if let Some(dx) = item.dx.as_deref_mut() {

@@ -39,7 +39,73 @@ impl MatrixView {
     }
 }
 
-/// `c = a · b + beta · c` for one matrix of each operand.
+/// Products with fewer multiply-adds than this run as one call on the calling thread.
+const SPLIT_WORK: usize = 1 << 21;
+
+/// The maximum number of parts of one product.
+const MAX_PARTS: usize = 8;
+
+/// The minimum number of output rows or columns in one part. Every part packs the whole of the
+/// other operand, so thinner parts would spend more time copying than multiplying.
+const MIN_PART_OUTER: usize = 256;
+
+/// The shortest stretch of the inner axis in one part of a split over that axis.
+const MIN_PART_INNER: usize = 2048;
+
+/// The division of one product between threads. The choice and the part lengths depend on
+/// the shapes alone, so results do not depend on the number of threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    /// One call on the calling thread.
+    Serial,
+    /// Blocks of this many output rows.
+    Rows(usize),
+    /// Blocks of this many output columns.
+    Columns(usize),
+    /// Stretches of this many inner indices. Each stretch gives a partial product, and the
+    /// partial products are added in the order of their stretches.
+    Inner(usize),
+}
+
+/// Chooses the split of an `m × k` by `k × n` product: along the output rows where there are
+/// many, else along the output columns, else along a long inner axis. Only the last adds
+/// extra sums, so it rounds differently from a single call, but the same way on every run.
+fn split_plan(m: usize, k: usize, n: usize) -> Split {
+    if m.saturating_mul(k).saturating_mul(n) < SPLIT_WORK {
+        return Split::Serial;
+    }
+    let part_len =
+        |len: usize, min: usize| (len >= 2 * min).then(|| len.div_ceil(MAX_PARTS).max(min));
+    if let Some(rows) = part_len(m, MIN_PART_OUTER) {
+        Split::Rows(rows)
+    } else if let Some(columns) = part_len(n, MIN_PART_OUTER) {
+        Split::Columns(columns)
+    } else if let Some(inner) = part_len(k, MIN_PART_INNER) {
+        Split::Inner(inner)
+    } else {
+        Split::Serial
+    }
+}
+
+/// A pointer to the output that parts writing disjoint columns share between threads.
+#[derive(Clone, Copy)]
+struct SharedOutput<T>(*mut T);
+
+impl<T> SharedOutput<T> {
+    /// Returns the pointer. Closures call this rather than reading the field, so that they
+    /// capture the whole `Send` wrapper instead of the bare pointer.
+    fn pointer(self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: the parts that share a `SharedOutput` write disjoint elements of a buffer that the
+// caller borrows exclusively for the duration of the parallel loop.
+unsafe impl<T: Send> Send for SharedOutput<T> {}
+unsafe impl<T: Send> Sync for SharedOutput<T> {}
+
+/// `c = a · b + beta · c` for one matrix of each operand, split between threads for large
+/// products as [`split_plan`] decides.
 fn gemm<T: Float>(a: &[T], av: MatrixView, b: &[T], bv: MatrixView, beta: T, c: &mut [T]) {
     debug_assert_eq!(av.cols, bv.rows);
     debug_assert_eq!(c.len(), av.rows * bv.cols);
@@ -50,26 +116,133 @@ fn gemm<T: Float>(a: &[T], av: MatrixView, b: &[T], bv: MatrixView, beta: T, c: 
         c.iter_mut().for_each(|x| *x *= beta);
         return;
     }
-    // SAFETY: the views address only elements inside `a` and `b` (their extents are checked by
-    // the callers' shape checks), `c` is a distinct mutable slice of exactly rows × cols.
-    unsafe {
-        T::gemm(
-            av.rows,
-            av.cols,
-            bv.cols,
-            T::one(),
-            a.as_ptr(),
-            av.row_stride,
-            av.col_stride,
-            b.as_ptr(),
-            bv.row_stride,
-            bv.col_stride,
-            beta,
-            c.as_mut_ptr(),
-            bv.cols as isize,
-            1,
-        );
+    let (m, k, n) = (av.rows, av.cols, bv.cols);
+    match split_plan(m, k, n) {
+        Split::Serial => {
+            // SAFETY: the views address only elements inside `a` and `b` (their extents are
+            // checked by the callers' shape checks), and `c` is a distinct mutable slice of
+            // exactly m × n elements.
+            unsafe { gemm_raw(a.as_ptr(), av, b.as_ptr(), bv, beta, c.as_mut_ptr(), n) }
+        }
+        Split::Rows(rows) => {
+            c.par_chunks_mut(rows * n)
+                .enumerate()
+                .for_each(|(part, c_part)| {
+                    let a_part = MatrixView {
+                        rows: c_part.len() / n,
+                        ..av
+                    };
+                    let offset = part * rows * av.row_stride as usize;
+                    // SAFETY: rows part·rows.. of `a` start at `offset` and lie inside `a`,
+                    // and `c_part` is exactly those rows of `c`.
+                    unsafe {
+                        gemm_raw(
+                            a[offset..].as_ptr(),
+                            a_part,
+                            b.as_ptr(),
+                            bv,
+                            beta,
+                            c_part.as_mut_ptr(),
+                            n,
+                        )
+                    }
+                });
+        }
+        Split::Columns(columns) => {
+            let output = SharedOutput(c.as_mut_ptr());
+            (0..n.div_ceil(columns)).into_par_iter().for_each(|part| {
+                let first = part * columns;
+                let b_part = MatrixView {
+                    cols: columns.min(n - first),
+                    ..bv
+                };
+                let offset = first * bv.col_stride as usize;
+                // SAFETY: columns first.. of `b` start at `offset` and lie inside `b`. This
+                // part writes only columns first..first + b_part.cols of `c`, which no other
+                // part writes, and `c` stays exclusively borrowed until the loop ends.
+                unsafe {
+                    gemm_raw(
+                        a.as_ptr(),
+                        av,
+                        b[offset..].as_ptr(),
+                        b_part,
+                        beta,
+                        output.pointer().add(first),
+                        n,
+                    )
+                }
+            });
+        }
+        Split::Inner(inner) => {
+            let mut partials = vec![T::zero(); k.div_ceil(inner) * m * n];
+            partials
+                .par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(part, partial)| {
+                    let first = part * inner;
+                    let len = inner.min(k - first);
+                    let a_part = MatrixView { cols: len, ..av };
+                    let b_part = MatrixView { rows: len, ..bv };
+                    let a_offset = first * av.col_stride as usize;
+                    let b_offset = first * bv.row_stride as usize;
+                    // SAFETY: inner indices first..first + len of `a` and `b` start at the
+                    // offsets and lie inside them, and `partial` is a distinct m × n buffer.
+                    unsafe {
+                        gemm_raw(
+                            a[a_offset..].as_ptr(),
+                            a_part,
+                            b[b_offset..].as_ptr(),
+                            b_part,
+                            T::zero(),
+                            partial.as_mut_ptr(),
+                            n,
+                        )
+                    }
+                });
+            if beta == T::zero() {
+                c.fill(T::zero());
+            } else {
+                c.iter_mut().for_each(|x| *x *= beta);
+            }
+            for partial in partials.chunks_exact(m * n) {
+                c.iter_mut().zip(partial).for_each(|(x, &p)| *x += p);
+            }
+        }
     }
+}
+
+/// `c = a · b + beta · c` in one call on the calling thread, with `c` row-major with row
+/// stride `c_row_stride`.
+///
+/// # Safety
+/// `a` and `b` must be valid for every element their views address, and `c` for the
+/// `av.rows × bv.cols` elements at row stride `c_row_stride`, none of which `a` or `b`
+/// address.
+unsafe fn gemm_raw<T: Float>(
+    a: *const T,
+    av: MatrixView,
+    b: *const T,
+    bv: MatrixView,
+    beta: T,
+    c: *mut T,
+    c_row_stride: usize,
+) {
+    T::gemm(
+        av.rows,
+        av.cols,
+        bv.cols,
+        T::one(),
+        a,
+        av.row_stride,
+        av.col_stride,
+        b,
+        bv.row_stride,
+        bv.col_stride,
+        beta,
+        c,
+        c_row_stride as isize,
+        1,
+    );
 }
 
 /// Runs `gemm` once per batch entry into consecutive output blocks, in parallel when the work is
@@ -280,6 +453,11 @@ impl<'t, T: Float> Var<'t, T> {
     /// Gradients: `∂L/∂A = G · Bᵀ`, `∂L/∂B = Aᵀ · G`, summed over the batch for an unbatched
     /// operand.
     ///
+    /// Batches run in parallel, and so do the parts of a large single product (blocks of
+    /// output rows or columns, or stretches of a long inner axis whose partial products are
+    /// added in order). The parts depend on the shapes alone, so results are bit-identical for
+    /// any number of threads.
+    ///
     /// ```
     /// use autograd::{Tape, Tensor};
     ///
@@ -303,4 +481,54 @@ impl<'t, T: Float> Var<'t, T> {
 /// [`Error::Shape`] as for [`Var::matmul`].
 pub fn matmul_tensors<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> Result<Tensor<T>> {
     MatMul { layout: None }.forward(&[a.clone(), b.clone()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `a · b + beta · c` by the definition, for row-major operands.
+    fn naive(a: &[f64], b: &[f64], c: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                out[i * n + j] = dot + 0.5 * c[i * n + j];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn split_plan_picks_axis() {
+        assert_eq!(split_plan(60, 64, 12544), Split::Columns(1568));
+        assert_eq!(split_plan(12544, 60, 64), Split::Rows(1568));
+        assert_eq!(split_plan(60, 12544, 64), Split::Inner(2048));
+        assert_eq!(split_plan(600, 8, 300), Split::Serial);
+        assert_eq!(split_plan(300, 300, 300), Split::Serial);
+    }
+
+    #[test]
+    fn split_products_match_definition() {
+        // One shape per split: rows, columns, inner, each with a ragged last part.
+        for (m, k, n) in [(700, 12, 300), (10, 400, 700), (6, 5000, 80)] {
+            assert_ne!(split_plan(m, k, n), Split::Serial, "{m}×{k}×{n}");
+            let a: Vec<f64> = (0..m * k).map(|v| (v as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..k * n).map(|v| (v as f64 * 0.11).cos()).collect();
+            let c0: Vec<f64> = (0..m * n).map(|v| (v % 7) as f64).collect();
+            let expected = naive(&a, &b, &c0, (m, k, n));
+            let mut c = c0.clone();
+            gemm(
+                &a,
+                MatrixView::row_major(m, k),
+                &b,
+                MatrixView::row_major(k, n),
+                0.5,
+                &mut c,
+            );
+            for (index, (x, y)) in c.iter().zip(&expected).enumerate() {
+                assert!((x - y).abs() < 1e-9, "{m}×{k}×{n} at {index}: {x} vs {y}");
+            }
+        }
+    }
 }

@@ -92,6 +92,12 @@ impl PoolGeometry {
 /// maxima. A second sweep locates the first element equal to each maximum with integer
 /// arithmetic, and the output copies that element.
 fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mut [u32]) {
+    if g.kernel == 2 && g.stride == 2 {
+        if !max_pool_plane_2x2(g, src, out, arg) {
+            max_pool_plane_with_nan(g, src, out, arg);
+        }
+        return;
+    }
     let has_nan = src.iter().fold(false, |seen, v| seen | v.is_nan());
     if has_nan {
         max_pool_plane_with_nan(g, src, out, arg);
@@ -144,6 +150,52 @@ fn max_pool_plane<T: Float>(g: &PoolGeometry, src: &[T], out: &mut [T], arg: &mu
             *o = src[a as usize];
         }
     }
+}
+
+/// [`max_pool_plane`] for 2×2 windows with stride 2, the common case, in a single pass over
+/// the plane. Returns false, with `out` and `arg` partly written, if a window contains a NaN,
+/// so that the caller redoes the plane with [`max_pool_plane_with_nan`].
+///
+/// Each window `[a, b; c, d]` keeps `a` and replaces it by `b`, `c`, `d` in turn only where
+/// the newcomer is strictly greater, so the first maximum wins ties, 0.0 against −0.0
+/// included. Every step is a compare and a select without branches, which the compiler
+/// turns into vector code.
+fn max_pool_plane_2x2<T: Float>(
+    g: &PoolGeometry,
+    src: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) -> bool {
+    let (width, out_w) = (g.width, g.out_w);
+    let below = width as u32;
+    let mut has_nan = false;
+    for oy in 0..g.out_h {
+        let top = 2 * oy * width;
+        let upper = &src[top..][..2 * out_w];
+        let lower = &src[top + width..][..2 * out_w];
+        let out_row = &mut out[oy * out_w..][..out_w];
+        let arg_row = &mut arg[oy * out_w..][..out_w];
+        // Offsets fit in u32: the caller rejects larger planes.
+        let corner = top as u32;
+        for ox in 0..out_w {
+            let (v0, v1) = (upper[2 * ox], upper[2 * ox + 1]);
+            let (v2, v3) = (lower[2 * ox], lower[2 * ox + 1]);
+            has_nan |= v0.is_nan() | v1.is_nan() | v2.is_nan() | v3.is_nan();
+            let (mut best, mut offset) = (v0, 0u32);
+            if v1 > best {
+                (best, offset) = (v1, 1);
+            }
+            if v2 > best {
+                (best, offset) = (v2, below);
+            }
+            if v3 > best {
+                (best, offset) = (v3, below + 1);
+            }
+            out_row[ox] = best;
+            arg_row[ox] = corner + 2 * ox as u32 + offset;
+        }
+    }
+    !has_nan
 }
 
 /// [`max_pool_plane`] for planes holding a NaN, comparing element by element.

@@ -184,3 +184,37 @@ fn pooling_and_unary_bit_identical_across_threads() {
         }
     }
 }
+
+#[test]
+fn split_matmul_bit_identical_across_threads() {
+    // A linear layer's shapes: the forward product splits along its long inner axis, the
+    // input gradient along output columns and the weight gradient along output rows.
+    let mut rng = StdRng::seed_from_u64(13);
+    let x = Tensor::<f32>::normal([16, 6144], 0.0, 1.0, &mut rng).unwrap();
+    let w = Tensor::<f32>::normal([6144, 32], 0.0, 0.1, &mut rng).unwrap();
+    let compute = || -> autograd::Result<Vec<Tensor<f32>>> {
+        let tape = Tape::new();
+        let (xv, wv) = (tape.param(x.clone()), tape.param(w.clone()));
+        let y = xv.matmul(wv)?;
+        let grads = tape.backward(y.mul(y)?.sum()?)?;
+        Ok(vec![
+            y.value(),
+            grads.get(xv)?.clone(),
+            grads.get(wv)?.clone(),
+        ])
+    };
+    let in_pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("building a rayon pool")
+            .install(compute)
+            .expect("the computation runs")
+    };
+    let reference = in_pool(1);
+    for threads in [2, 3] {
+        for (k, (a, b)) in reference.iter().zip(&in_pool(threads)).enumerate() {
+            assert!(a.bit_eq(b), "result {k} differs at {threads} threads");
+        }
+    }
+}

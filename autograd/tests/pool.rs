@@ -148,6 +148,7 @@ fn max_pool2d_matches_definition_on_ties() {
     let mut rng = StdRng::seed_from_u64(3);
     for (dims, kernel, stride, with_nan) in [
         ([2, 3, 9, 11], 2, 2, false),
+        ([2, 3, 9, 11], 2, 2, true),
         ([2, 3, 9, 11], 3, 2, false),
         ([1, 2, 8, 7], 3, 1, false),
         ([1, 2, 8, 7], 2, 1, true),
