@@ -52,7 +52,7 @@ const WORK_PER_ENTRY: usize = 4;
 /// `∂L/∂A_i = −Σ_k q_ki/τ = −γ (Σ_k P[k, i] − 1)/τ` (each `i` is the target of exactly one
 /// `k`), and `∂L/∂s_m += Σ_j sign(s_m − s_j)(∂L/∂A_m + ∂L/∂A_j)` with `sign(0) = 0`, again
 /// O(n log n) through the sort. The backward pass recomputes each row of `P` the same way and
-/// normalises it with the saved `log Z_k`.
+/// normalises it with the row sum saved by the forward pass.
 /// The targets get a zero gradient.
 ///
 /// An empty batch (`B = 0`, e.g. scores of shape `[0, n]`) is rejected with a shape error: a
@@ -64,7 +64,7 @@ const WORK_PER_ENTRY: usize = 4;
 /// exceeds 1 as soon as `n·M/τ ≳ 1e7` (e.g. scores ±1e4 and τ = 1e-3), and an `f32` softmax
 /// over them would be wrong. In `f64` the same holds from `n·M/τ ≳ 1e15`.
 ///
-/// Residuals: the sort order (4 bytes per score), `A` and `log Z` (one `f64` per score each).
+/// Residuals: the sort order (4 bytes per score), `A` and the row sums (one `f64` per score each).
 ///
 /// ```
 /// use autograd::{Tape, Tensor};
@@ -89,7 +89,9 @@ pub struct NeuralSortPermutationNll<T> {
 struct Saved {
     order: Vec<u32>,
     abs_dev: Vec<f64>,
-    log_z: Vec<f64>,
+    /// `Σ_i values_i` of the row stream at every position: `Z_k` divided by the stream's
+    /// shift, which the backward pass recomputes exactly.
+    stream_sums: Vec<f64>,
 }
 
 impl<T: SortFloat> NeuralSortPermutationNll<T> {
@@ -144,30 +146,39 @@ impl<T: SortFloat> Op<T> for NeuralSortPermutationNll<T> {
                     let abs_dev = &prepared[r].1;
                     let target = &target[r * n..(r + 1) * n];
                     let mut stream = RowStream::new(s, abs_dev, inv_tau);
-                    let mut log_z = Vec::with_capacity(positions.len());
+                    let mut sums = Vec::with_capacity(positions.len());
                     let mut nll = 0.0;
-                    for k in positions {
+                    // log Z_k = shift_k + ln sum_k. The sums lie in [e^−150, n], so four of
+                    // them multiply without overflow or underflow and share one logarithm.
+                    let mut product = 1.0;
+                    for (count, k) in positions.enumerate() {
                         let c = coefficient(n, k);
-                        let lz = stream.advance(k) + sum(stream.values()).ln();
+                        let shift = stream.advance(k);
+                        let row_sum = sum(stream.values());
                         let j = target_index(target[k]);
-                        nll += lz - (c * s[j] - abs_dev[j]) * inv_tau;
-                        log_z.push(lz);
+                        nll += shift - (c * s[j] - abs_dev[j]) * inv_tau;
+                        sums.push(row_sum);
+                        product *= row_sum;
+                        if count % 4 == 3 {
+                            nll += product.ln();
+                            product = 1.0;
+                        }
                     }
-                    (log_z, nll)
+                    (sums, nll + product.ln())
                 },
             )
         });
 
         let mut total = 0.0;
-        let mut log_z = Vec::with_capacity(rows * n);
-        for (block_log_z, nll) in blocks.into_iter().flatten() {
-            log_z.extend(block_log_z);
+        let mut stream_sums = Vec::with_capacity(rows * n);
+        for (block_sums, nll) in blocks.into_iter().flatten() {
+            stream_sums.extend(block_sums);
             total += nll;
         }
         let mut saved = Saved {
             order: Vec::with_capacity(rows * n),
             abs_dev: Vec::with_capacity(rows * n),
-            log_z,
+            stream_sums,
         };
         for (order, abs_dev) in prepared {
             saved.order.extend(order);
@@ -197,12 +208,13 @@ impl<T: SortFloat> Op<T> for NeuralSortPermutationNll<T> {
                         let span = r * n..(r + 1) * n;
                         let s = &s[span.clone()];
                         let abs_dev = &saved.abs_dev[span.clone()];
-                        let log_z = &saved.log_z[span];
+                        let row_sums = &saved.stream_sums[span];
                         let mut stream = RowStream::new(s, abs_dev, inv_tau);
                         let mut sums = vec![0.0; 2 * n];
                         let (direct, columns) = sums.split_at_mut(n);
                         for k in positions {
-                            let scale = (stream.advance(k) - log_z[k]).exp();
+                            stream.advance(k);
+                            let scale = 1.0 / row_sums[k];
                             let c = coefficient(n, k);
                             accumulate_row(c, scale, stream.values(), direct, columns);
                         }
