@@ -63,13 +63,12 @@ impl<'a> RowStream<'a> {
         } else {
             MAX_STRIDE
         };
-        let ratio = if stride > 1 {
-            s.iter()
-                .map(|&x| (-2.0 * (x - low) * inv_tau).fast_exp())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // A plain loop rather than `map` and `collect`, so that it is inlined into the
+        // caller's SIMD context (see `simd::dispatch`) instead of compiled for the baseline.
+        let mut ratio = vec![0.0; if stride > 1 { s.len() } else { 0 }];
+        for (r, &x) in ratio.iter_mut().zip(s) {
+            *r = (-2.0 * (x - low) * inv_tau).fast_exp();
+        }
         RowStream {
             s,
             abs_dev,
