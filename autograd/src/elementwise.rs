@@ -94,7 +94,11 @@ impl<T: Float> Op<T> for Binary {
             BinaryKind::Add => broadcast_zip(name, a, b, |x, y| x + y),
             BinaryKind::Sub => broadcast_zip(name, a, b, |x, y| x - y),
             BinaryKind::Mul => broadcast_zip(name, a, b, |x, y| x * y),
-            BinaryKind::Div => broadcast_zip(name, a, b, |x, y| x / y),
+            BinaryKind::Div => {
+                let y = broadcast_zip(name, a, b, |x, y| x / y)?;
+                reject_new_nan(name, a, b, &y)?;
+                Ok(y)
+            }
         }
     }
 
@@ -329,6 +333,11 @@ impl<'t, T: Float> Var<'t, T> {
 
     /// Elementwise `self / other` with broadcasting; `∂/∂self = 1/other`,
     /// `∂/∂other = -self/other²`.
+    ///
+    /// # Errors
+    /// A shape error for shapes that do not broadcast, and [`Error::InvalidArgument`] when a
+    /// quotient is NaN although neither operand holds a NaN (`0/0` or `∞/∞`). A nonzero
+    /// number over zero gives ±∞, as in IEEE 754.
     pub fn div(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
         self.binary(BinaryKind::Div, other)
     }
@@ -427,4 +436,22 @@ fn check_constant(op: &str, arg: &str, value: f64) -> Result<()> {
             "the constant must be a finite number",
         ))
     }
+}
+
+/// Rejects a quotient that is NaN where neither operand holds a NaN: `0/0` or `∞/∞`.
+fn reject_new_nan<T: Float>(name: &str, a: &Tensor<T>, b: &Tensor<T>, y: &Tensor<T>) -> Result<()> {
+    let Some(i) = y.data().iter().position(|v| v.is_nan()) else {
+        return Ok(());
+    };
+    let has_nan = |t: &Tensor<T>| t.data().iter().any(|v| v.is_nan());
+    if has_nan(a) || has_nan(b) {
+        return Ok(()); // the NaN came in with the operands
+    }
+    Err(Error::invalid(
+        name,
+        "quotient",
+        format!("NaN at flat index {i}"),
+        "0/0 or ∞/∞ gives NaN although no operand holds one; add a small positive constant to \
+         the divisor or mask its zero entries",
+    ))
 }

@@ -155,3 +155,28 @@ fn non_finite_constants_are_rejected() {
     let clamp = x.clamp(f64::NAN, 1.0).unwrap_err().to_string();
     assert!(clamp.contains("must not be NaN"), "{clamp}");
 }
+
+#[test]
+fn div_rejects_zero_over_zero() {
+    let tape = Tape::<f64>::new();
+    let a = tape.constant(Tensor::from_vec(vec![1.0, 0.0, -2.0], [3]).unwrap());
+    let b = tape.constant(Tensor::from_vec(vec![0.0], [1]).unwrap());
+    let message = a.div(b).unwrap_err().to_string();
+    assert!(message.starts_with("div:"), "{message}");
+    assert!(message.contains("flat index 1"), "{message}");
+}
+
+#[test]
+fn div_keeps_ieee_infinities_and_incoming_nan() {
+    let tape = Tape::<f64>::new();
+    let a = tape.constant(Tensor::from_vec(vec![1.0, -2.0], [2]).unwrap());
+    let zero = tape.constant(Tensor::from_vec(vec![0.0], [1]).unwrap());
+    let y = a.div(zero).unwrap().value().to_vec();
+    assert_eq!(y, vec![f64::INFINITY, f64::NEG_INFINITY]);
+    let nan = tape.constant(Tensor::from_vec(vec![f64::NAN, 0.0], [2]).unwrap());
+    let y = nan.div(zero).unwrap().value().to_vec();
+    assert!(
+        y[0].is_nan() && y[1].is_nan(),
+        "a NaN operand is passed through"
+    );
+}

@@ -62,8 +62,8 @@ impl<T: SortFloat> Module<T> for SpeedScores<T> {
 /// maximum detached, so the gradient is `∂L/∂s / (max s − min s)` and flows only through `s`.
 ///
 /// # Errors
-/// [`autograd::Error`] for a scalar input. A row whose scores are all equal gives a division
-/// by zero, and the operators then reject the non-finite result.
+/// [`autograd::Error`] for a scalar input, and for a row whose scores are all equal, which
+/// divides zero by zero.
 pub fn min_max_normalize<'t, T: SortFloat>(scores: Var<'t, T>) -> autograd::Result<Var<'t, T>> {
     let low = scores.min_axes(&[-1], true)?.detach();
     let high = scores.max_axes(&[-1], true)?.detach();
