@@ -336,7 +336,7 @@ impl<'t, T: Float> Var<'t, T> {
     ///
     /// # Errors
     /// A shape error for shapes that do not broadcast, and [`Error::InvalidArgument`] when a
-    /// quotient is NaN although neither operand holds a NaN (`0/0` or `∞/∞`). A nonzero
+    /// quotient is NaN although neither operand contains a NaN (`0/0` or `∞/∞`). A nonzero
     /// number over zero gives ±∞, as in IEEE 754.
     pub fn div(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
         self.binary(BinaryKind::Div, other)
@@ -438,7 +438,7 @@ fn check_constant(op: &str, arg: &str, value: f64) -> Result<()> {
     }
 }
 
-/// Rejects a quotient that is NaN where neither operand holds a NaN: `0/0` or `∞/∞`.
+/// Rejects a quotient that is NaN where neither operand contains a NaN: `0/0` or `∞/∞`.
 fn reject_new_nan<T: Float>(name: &str, a: &Tensor<T>, b: &Tensor<T>, y: &Tensor<T>) -> Result<()> {
     let Some(i) = y.data().iter().position(|v| v.is_nan()) else {
         return Ok(());
@@ -451,7 +451,7 @@ fn reject_new_nan<T: Float>(name: &str, a: &Tensor<T>, b: &Tensor<T>, y: &Tensor
         name,
         "quotient",
         format!("NaN at flat index {i}"),
-        "0/0 or ∞/∞ gives NaN although no operand holds one; add a small positive constant to \
+        "0/0 or ∞/∞ gives NaN although no operand contains one; add a small positive constant to \
          the divisor or mask its zero entries",
     ))
 }
