@@ -57,7 +57,7 @@ struct Args {
     #[arg(long, default_value_t = 9)]
     k: usize,
     /// Temperature of the sorting operator.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     tau: f64,
     /// SGD learning rate (momentum 0.9, weight decay 5e-4).
     #[arg(long, default_value_t = 0.01)]

@@ -107,7 +107,7 @@ pub struct QuantileConfig {
     pub method: Method,
     /// Temperature τ of the relaxation [default: the SoftSort paper's value for (method, n),
     /// given for n = 5, 9 and 15].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
     /// Training steps (one batch of M sequences each).
     #[arg(long, default_value_t = 2000)]

@@ -104,7 +104,7 @@ pub struct Config {
     #[arg(short, long, default_value_t = 3)]
     pub n: usize,
     /// Temperature τ of the relaxation [default: 1024 for n ≤ 7, 128 above].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
     /// Number of training steps (one batch each).
     #[arg(long, default_value_t = 1500)]
