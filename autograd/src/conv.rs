@@ -47,7 +47,7 @@ impl Padding {
             Padding::Explicit { height, width } => Ok((height, width)),
             Padding::Valid => Ok((0, 0)),
             Padding::Same => {
-                if kernel_h % 2 == 0 || kernel_w % 2 == 0 {
+                if kernel_h.is_multiple_of(2) || kernel_w.is_multiple_of(2) {
                     return Err(Error::invalid(
                         "conv2d",
                         "padding",

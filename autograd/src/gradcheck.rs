@@ -268,7 +268,7 @@ impl GradCheck {
         let diff = if diff.is_nan() { f64::INFINITY } else { diff };
         report.max_abs_error = report.max_abs_error.max(diff);
         let excess = diff - (self.atol + self.rtol * numeric.abs());
-        if excess > 0.0 && worst.as_ref().map_or(true, |w| excess > w.0) {
+        if excess > 0.0 && worst.as_ref().is_none_or(|w| excess > w.0) {
             *worst = Some((excess, location, numeric, analytic));
         }
     }

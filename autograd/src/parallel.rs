@@ -26,7 +26,7 @@ where
         return;
     }
     assert!(
-        row_len > 0 && out.len() % row_len == 0,
+        row_len > 0 && out.len().is_multiple_of(row_len),
         "row length {row_len} does not divide {}",
         out.len()
     );

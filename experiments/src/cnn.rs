@@ -82,7 +82,7 @@ impl ScoreCnn {
     /// [`Error::InvalidArgument`] unless `rows` and `cols` are positive multiples of 4, since
     /// the two 2×2 poolings must leave a whole number of rows and columns.
     pub fn new(rows: usize, cols: usize, init: CnnInit, rng: &mut impl Rng) -> Result<Self> {
-        if rows == 0 || cols == 0 || rows % 4 != 0 || cols % 4 != 0 {
+        if rows == 0 || cols == 0 || !rows.is_multiple_of(4) || !cols.is_multiple_of(4) {
             return Err(Error::invalid(
                 "ScoreCnn::new",
                 "image size",

@@ -112,7 +112,7 @@ pub fn grid_lines(options: &GridOptions, only: Option<&str>) -> Result<Vec<Strin
     }
     Ok(EXPERIMENTS
         .iter()
-        .filter(|(name, _)| only.map_or(true, |wanted| wanted == *name))
+        .filter(|(name, _)| only.is_none_or(|wanted| wanted == *name))
         .flat_map(|(_, lines)| lines(options))
         .collect())
 }

@@ -98,7 +98,7 @@ pub fn permutation_accuracy(
             ),
         ));
     }
-    if truth.is_empty() || truth.len() % sequence_len != 0 {
+    if truth.is_empty() || !truth.len().is_multiple_of(sequence_len) {
         return Err(Error::invalid(
             OP,
             "truth.len()",

@@ -213,7 +213,7 @@ impl QuantileConfig {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the first invalid flag.
     pub fn validate(&self) -> Result<()> {
-        if self.n == 0 || self.n % 2 == 0 {
+        if self.n == 0 || self.n.is_multiple_of(2) {
             return Err(Error::invalid(
                 "quantile-mnist",
                 "n",
