@@ -336,8 +336,8 @@ impl<'t, T: Float> Var<'t, T> {
     ///
     /// # Errors
     /// A shape error for shapes that do not broadcast, and [`Error::InvalidArgument`] when a
-    /// quotient is NaN although neither operand contains a NaN (`0/0` or `∞/∞`). A nonzero
-    /// number over zero gives ±∞, as in IEEE 754.
+    /// quotient is NaN although neither of its own operands is (`0/0` or `∞/∞`), even where
+    /// other entries hold a NaN. A nonzero number over zero gives ±∞, as in IEEE 754.
     pub fn div(self, other: Var<'t, T>) -> Result<Var<'t, T>> {
         self.binary(BinaryKind::Div, other)
     }
@@ -438,20 +438,28 @@ fn check_constant(op: &str, arg: &str, value: f64) -> Result<()> {
     }
 }
 
-/// Rejects a quotient that is NaN where neither operand contains a NaN: `0/0` or `∞/∞`.
+/// Rejects a quotient that is NaN where neither of its two operands is NaN: `0/0` or `∞/∞`.
+/// A NaN operand elsewhere in the tensors does not excuse it.
 fn reject_new_nan<T: Float>(name: &str, a: &Tensor<T>, b: &Tensor<T>, y: &Tensor<T>) -> Result<()> {
-    let Some(i) = y.data().iter().position(|v| v.is_nan()) else {
+    if !y.data().iter().any(|v| v.is_nan()) {
         return Ok(());
-    };
-    let has_nan = |t: &Tensor<T>| t.data().iter().any(|v| v.is_nan());
-    if has_nan(a) || has_nan(b) {
-        return Ok(()); // the NaN came in with the operands
     }
+    // Only on the rare path with a NaN: mark the quotients whose own operands hold no NaN.
+    let fresh = broadcast_zip(name, a, b, |x, d| {
+        if (x / d).is_nan() && !x.is_nan() && !d.is_nan() {
+            T::one()
+        } else {
+            T::zero()
+        }
+    })?;
+    let Some(i) = fresh.data().iter().position(|&v| v == T::one()) else {
+        return Ok(()); // every NaN came in with its operands
+    };
     Err(Error::invalid(
         name,
         "quotient",
         format!("NaN at flat index {i}"),
-        "0/0 or ∞/∞ gives NaN although no operand contains one; add a small positive constant to \
+        "0/0 or ∞/∞ gives NaN although neither operand is NaN; add a small positive constant to \
          the divisor or mask its zero entries",
     ))
 }

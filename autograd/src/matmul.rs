@@ -509,6 +509,31 @@ mod tests {
     }
 
     #[test]
+    fn split_products_of_transposed_views_match_definition() {
+        // The backward passes multiply by transposes, which reach the splits as swapped strides.
+        for (m, k, n) in [(700, 12, 300), (10, 400, 700), (6, 5000, 80)] {
+            let a: Vec<f64> = (0..m * k).map(|v| (v as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..k * n).map(|v| (v as f64 * 0.11).cos()).collect();
+            let a_t: Vec<f64> = (0..k * m).map(|v| a[(v % m) * k + v / m]).collect();
+            let b_t: Vec<f64> = (0..n * k).map(|v| b[(v % k) * n + v / k]).collect();
+            let c0: Vec<f64> = (0..m * n).map(|v| (v % 7) as f64).collect();
+            let expected = naive(&a, &b, &c0, (m, k, n));
+            let mut c = c0.clone();
+            gemm(
+                &a_t,
+                MatrixView::row_major(k, m).transposed(),
+                &b_t,
+                MatrixView::row_major(n, k).transposed(),
+                0.5,
+                &mut c,
+            );
+            for (index, (x, y)) in c.iter().zip(&expected).enumerate() {
+                assert!((x - y).abs() < 1e-9, "{m}×{k}×{n} at {index}: {x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
     fn split_products_match_definition() {
         // One shape per split: rows, columns, inner, each with a ragged last part.
         for (m, k, n) in [(700, 12, 300), (10, 400, 700), (6, 5000, 80)] {

@@ -46,6 +46,26 @@ fn reduce_axis_reordered<T: Float>(
     Tensor::from_vec(out, Shape(dims)).expect("the reduced shape matches the element count")
 }
 
+/// The larger of `a` and `b`, a NaN if either is one, and `0.0` over `−0.0`. Ordering the
+/// zeros makes it commutative and associative, so that [`reduce_axis_reordered`] gives the
+/// same bits as a fold in index order.
+fn max_of<T: Float>(a: T, b: T) -> T {
+    if b > a || b.is_nan() || (b == a && a.is_sign_negative() && b.is_sign_positive()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// The smaller of `a` and `b`, a NaN if either is one, and `−0.0` under `0.0`.
+fn min_of<T: Float>(a: T, b: T) -> T {
+    if b < a || b.is_nan() || (b == a && a.is_sign_positive() && b.is_sign_negative()) {
+        b
+    } else {
+        a
+    }
+}
+
 /// Reduces one axis with `f`, starting from `init`; the axis keeps length 1.
 pub fn reduce_axis<T: Float>(
     x: &Tensor<T>,
@@ -183,20 +203,8 @@ impl<T: Float> Op<T> for Reduce {
                 ReduceKind::Sum | ReduceKind::Mean => {
                     reduce_axis(&acc, axis, T::zero(), |a, b| a + b)
                 }
-                ReduceKind::Max => reduce_axis_reordered(&acc, axis, T::neg_infinity(), |a, b| {
-                    if b > a || b.is_nan() {
-                        b
-                    } else {
-                        a
-                    }
-                }),
-                ReduceKind::Min => reduce_axis_reordered(&acc, axis, T::infinity(), |a, b| {
-                    if b < a || b.is_nan() {
-                        b
-                    } else {
-                        a
-                    }
-                }),
+                ReduceKind::Max => reduce_axis_reordered(&acc, axis, T::neg_infinity(), max_of),
+                ReduceKind::Min => reduce_axis_reordered(&acc, axis, T::infinity(), min_of),
             };
         }
         if self.kind == ReduceKind::Mean {
@@ -320,8 +328,7 @@ mod tests {
         let mut with_nan = data.clone();
         with_nan[29 + 13] = f64::NAN; // row 1 holds a NaN, which must win
         let x = Tensor::from_vec(with_nan.clone(), [3, 29]).unwrap();
-        let max = |a: f64, b: f64| if b > a || b.is_nan() { b } else { a };
-        let min = |a: f64, b: f64| if b < a || b.is_nan() { b } else { a };
+        let (max, min) = (max_of::<f64>, min_of::<f64>);
         let got_max = reduce_axis_reordered(&x, 1, f64::NEG_INFINITY, max);
         let got_min = reduce_axis_reordered(&x, 1, f64::INFINITY, min);
         assert_eq!(got_max.dims(), &[3, 1]);
@@ -332,5 +339,25 @@ mod tests {
             assert!(got_min.data()[r].total_cmp(&want_min).is_eq(), "row {r}");
         }
         assert!(got_max.data()[1].is_nan() && got_min.data()[1].is_nan());
+    }
+
+    #[test]
+    fn signed_zeros_reduce_alike_in_any_order() {
+        // 0.0 sits in lane 1 and −0.0 in lane 0 of the eight-lane fold: the result must not
+        // depend on which of the two tied zeros comes first.
+        let mut data = vec![-1.0f64; 16];
+        data[1] = 0.0;
+        data[8] = -0.0;
+        let x = Tensor::from_vec(data.clone(), [1, 16]).unwrap();
+        let lanes = reduce_axis_reordered(&x, 1, f64::NEG_INFINITY, max_of);
+        let sequential = reduce_axis(&x, 1, f64::NEG_INFINITY, max_of);
+        assert!(lanes.data()[0].to_bits() == 0.0f64.to_bits());
+        assert!(sequential.data()[0].to_bits() == 0.0f64.to_bits());
+        let negated: Vec<f64> = data.iter().map(|v| -v).collect();
+        let x = Tensor::from_vec(negated, [1, 16]).unwrap();
+        let lanes = reduce_axis_reordered(&x, 1, f64::INFINITY, min_of);
+        let sequential = reduce_axis(&x, 1, f64::INFINITY, min_of);
+        assert!(lanes.data()[0].to_bits() == (-0.0f64).to_bits());
+        assert!(sequential.data()[0].to_bits() == (-0.0f64).to_bits());
     }
 }

@@ -173,10 +173,21 @@ fn div_keeps_ieee_infinities_and_incoming_nan() {
     let zero = tape.constant(Tensor::from_vec(vec![0.0], [1]).unwrap());
     let y = a.div(zero).unwrap().value().to_vec();
     assert_eq!(y, vec![f64::INFINITY, f64::NEG_INFINITY]);
-    let nan = tape.constant(Tensor::from_vec(vec![f64::NAN, 0.0], [2]).unwrap());
+    let nan = tape.constant(Tensor::from_vec(vec![f64::NAN, 1.0], [2]).unwrap());
     let y = nan.div(zero).unwrap().value().to_vec();
-    assert!(
-        y[0].is_nan() && y[1].is_nan(),
-        "a NaN operand is passed through"
-    );
+    assert!(y[0].is_nan(), "a NaN operand is passed through");
+    assert_eq!(y[1], f64::INFINITY);
+}
+
+#[test]
+fn div_rejects_zero_over_zero_next_to_an_incoming_nan() {
+    let tape = Tape::<f64>::new();
+    let a = tape.constant(Tensor::from_vec(vec![f64::NAN, 0.0], [2]).unwrap());
+    let zero = tape.constant(Tensor::from_vec(vec![0.0], [1]).unwrap());
+    let message = a.div(zero).unwrap_err().to_string();
+    assert!(message.contains("flat index 1"), "{message}");
+    let inf = tape.constant(Tensor::from_vec(vec![f64::INFINITY, 1.0], [2]).unwrap());
+    let nan = tape.constant(Tensor::from_vec(vec![1.0, f64::NAN], [2]).unwrap());
+    let message = inf.div(inf.add(nan).unwrap()).unwrap_err().to_string();
+    assert!(message.contains("flat index 0"), "{message}");
 }

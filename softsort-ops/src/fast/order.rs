@@ -161,6 +161,52 @@ mod tests {
     }
 
     #[test]
+    fn radix_sort_handles_shared_prefixes_and_subnormals() {
+        let reference = |s: &[f64]| {
+            let mut r: Vec<u32> = (0..s.len() as u32).collect();
+            r.sort_by(|&a, &b| s[b as usize].partial_cmp(&s[a as usize]).unwrap());
+            r
+        };
+        let mut state = 99u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 11
+        };
+        let prefix = 1.5f64.to_bits() & !((1u64 << PREFIX_SHIFT) - 1);
+        for n in [RADIX_MIN_LEN, 4099] {
+            // All keys share the radix prefix and differ only in the bits below it.
+            let shared: Vec<f64> = (0..n)
+                .map(|_| f64::from_bits(prefix | (next() % 5000)))
+                .collect();
+            // Subnormals of both signs, the smallest normals, and both zeros.
+            let tiny: Vec<f64> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    let v = if r % 3 == 0 {
+                        f64::from_bits(r % 1000)
+                    } else {
+                        f64::MIN_POSITIVE * ((r % 5) as f64)
+                    };
+                    if r & 8 == 0 {
+                        v
+                    } else {
+                        -v
+                    }
+                })
+                .collect();
+            for s in [shared, tiny] {
+                assert_eq!(descending_order(&s), reference(&s), "n = {n}");
+                let s32: Vec<f32> = s.iter().map(|&x| x as f32).collect();
+                let mut r: Vec<u32> = (0..n as u32).collect();
+                r.sort_by(|&a, &b| s32[b as usize].partial_cmp(&s32[a as usize]).unwrap());
+                assert_eq!(descending_order(&s32), r, "f32, n = {n}");
+            }
+        }
+    }
+
+    #[test]
     fn f32_keys_sort_like_f64() {
         let s: Vec<f32> = awkward_scores(3000).iter().map(|&x| x as f32).collect();
         let radix = descending_order(&s);
