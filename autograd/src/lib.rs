@@ -24,8 +24,8 @@
 //!
 //! Every op allocates its output, and a training step frees them all when its tape drops. With
 //! glibc's default `malloc`, blocks of a few megabytes go back to the operating system on free,
-//! so the next step faults in and zeroes fresh pages: in the SoftSort paper's CNN step on
-//! 2 cores this kernel work took half of the process's CPU time. An allocator that keeps
+//! so the next step faults in and zeroes fresh pages. In the SoftSort paper's CNN step on
+//! 2 cores, this kernel work took half of the process's CPU time. An allocator that keeps
 //! freed memory for reuse removes it. The project's binaries and benchmarks use
 //! [mimalloc](https://crates.io/crates/mimalloc), and a training program can do the same:
 //!

@@ -21,7 +21,7 @@ use crate::kernels::max;
 /// position before the next restart.
 const MAX_DRIFT: f64 = 150.0;
 
-/// The most positions between two restarts, which bounds the rounding drift.
+/// The maximum number of positions between two restarts, which bounds the rounding drift.
 const MAX_STRIDE: usize = 64;
 
 /// Returns the coefficient `c_k = n − 1 − 2k` of sorted position `k` (0-based).
