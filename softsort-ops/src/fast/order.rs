@@ -149,8 +149,9 @@ mod tests {
 
     #[test]
     fn scores_that_share_the_radix_prefix_sort_fully() {
-        // Values 1 + k·2⁻⁴⁰ agree on the top 33 key bits, so the radix passes leave them in one
-        // run. Repeated k are ties, which must stay in index order.
+        // Within each of the groups 1 + k·2⁻⁴⁰ and −1 + k·2⁻⁴⁰, values agree on the top 33 key
+        // bits, so the radix passes leave each group in one run. Repeated k are ties, which
+        // must stay in index order.
         let s: Vec<f64> = (0..4096)
             .map(|i| 1.0 + ((i * 37) % 1500) as f64 * 2f64.powi(-40) - (i % 3) as f64)
             .collect();
