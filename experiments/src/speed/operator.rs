@@ -111,15 +111,13 @@ impl Operator {
                 diagonal_nll(p, &dims)?
             }
             Operator::FastSoftsortAbs => {
-                let target = scores.tape().constant(identity_rows(&dims)?);
-                fast::permutation_nll(scores, target, SOFTSORT_TAU)?
+                fast::permutation_nll(scores, identity_target(scores)?, SOFTSORT_TAU)?
             }
             Operator::FusedSoftsortSq => {
-                let target = scores.tape().constant(identity_rows(&dims)?);
-                fast::squared_permutation_nll(scores, target, SOFTSORT_TAU)?
+                fast::squared_permutation_nll(scores, identity_target(scores)?, SOFTSORT_TAU)?
             }
             Operator::FusedNeuralsort => {
-                let target = scores.tape().constant(identity_rows(&dims)?);
+                let target = identity_target(scores)?;
                 fast::neuralsort_permutation_nll(scores, target, NEURALSORT_TAU)?
             }
         };
@@ -150,6 +148,13 @@ fn squared_logits<'t, T: SortFloat>(scores: Var<'t, T>) -> autograd::Result<Var<
     let (sorted, _) = scores.sort(true)?;
     let difference = sorted.unsqueeze(-1)?.sub(scores.unsqueeze(-2)?)?;
     difference.mul(difference)?.neg()
+}
+
+/// Records the identity permutation of every row of `scores` as a constant on their tape.
+fn identity_target<'t, T: SortFloat>(scores: Var<'t, T>) -> autograd::Result<Var<'t, T>> {
+    Ok(scores
+        .tape()
+        .constant(identity_rows(scores.shape().dims())?))
 }
 
 /// Builds a tensor of the given dims whose every row along the last axis is `0, 1, …, n − 1`.

@@ -311,10 +311,16 @@ impl<T: SortFloat> Carries<T> {
     /// `y` on entry.
     #[inline(always)]
     fn sweeps<const D: usize>(&self, decay: &[T], f: &mut [T], g: &mut [T]) {
-        let n = decay.len();
+        self.block_chains::<D>(decay, f, g);
+        self.join_forward::<D>(decay, f);
+        self.join_backward::<D>(decay, g);
+    }
+
+    /// Runs every block's two chains from zero, the blocks side by side so that their
+    /// latencies overlap.
+    #[inline(always)]
+    fn block_chains<const D: usize>(&self, decay: &[T], f: &mut [T], g: &mut [T]) {
         let len = self.len;
-        let body = SWEEP_BLOCKS * len;
-        // Every block's chains from zero, side by side, so that their latencies overlap.
         let mut head = [[T::zero(); D]; SWEEP_BLOCKS];
         let mut tail = [[T::zero(); D]; SWEEP_BLOCKS];
         for b in 0..SWEEP_BLOCKS {
@@ -323,6 +329,7 @@ impl<T: SortFloat> Carries<T> {
             let j = k + len - 1;
             tail[b].copy_from_slice(&g[j * D..(j + 1) * D]);
         }
+
         for i in 1..len {
             for b in 0..SWEEP_BLOCKS {
                 let k = b * len + i;
@@ -331,6 +338,7 @@ impl<T: SortFloat> Carries<T> {
                     head[b][c] = f[k * D + c] + e * head[b][c];
                     f[k * D + c] = head[b][c];
                 }
+
                 let j = b * len + len - 1 - i; // g[j] += e_{j+1} g[j + 1]
                 let e = decay[j + 1];
                 for c in 0..D {
@@ -339,8 +347,14 @@ impl<T: SortFloat> Carries<T> {
                 }
             }
         }
-        // Each block gets the contribution of everything before it, in order, then the tail
-        // continues the chain.
+    }
+
+    /// Adds to each block of `F` the contribution of everything before it, in order, then
+    /// continues the chain through the tail.
+    #[inline(always)]
+    fn join_forward<const D: usize>(&self, decay: &[T], f: &mut [T]) {
+        let len = self.len;
+        let body = SWEEP_BLOCKS * len;
         for start in (len..body).step_by(len) {
             let (done, rest) = f.split_at_mut(start * D);
             let carry = &done[(start - 1) * D..];
@@ -351,17 +365,27 @@ impl<T: SortFloat> Carries<T> {
                 }
             }
         }
+
         for (k, &e) in decay.iter().enumerate().skip(body) {
             for c in k * D..(k + 1) * D {
                 f[c] += e * f[c - D];
             }
         }
-        // The mirror image for G: the tail first, then each block gets everything after it.
+    }
+
+    /// Runs the chain of `G` through the tail, then adds to each block the contribution of
+    /// everything after it, from the last block back.
+    #[inline(always)]
+    fn join_backward<const D: usize>(&self, decay: &[T], g: &mut [T]) {
+        let n = decay.len();
+        let len = self.len;
+        let body = SWEEP_BLOCKS * len;
         for k in (body..n.saturating_sub(1)).rev() {
             for c in k * D..(k + 1) * D {
                 g[c] += decay[k + 1] * g[c + D];
             }
         }
+
         for start in (0..body).step_by(len).rev() {
             let end = start + len;
             if end == n {
@@ -392,7 +416,7 @@ mod tests {
         (s, y)
     }
 
-    /// The one-sided sums straight from their definitions, O(n²).
+    /// Computes the one-sided sums straight from their definitions, in O(n²).
     fn one_sided(row: &SortedRow<f64>, y: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
         let n = row.len();
         let kernel = |k: usize, l: usize| (-(row.t[k] - row.t[l]).abs() / row.tau).exp();
