@@ -12,11 +12,12 @@ use crate::shape::Shape;
 use crate::tape::Var;
 use crate::tensor::Tensor;
 
-/// Reduces one axis with an associative and commutative `f` (max or min, not a float sum,
-/// whose rounding depends on the order), starting from `init`; the axis keeps length 1.
+/// Reduces one axis with an associative and commutative `f`, starting from `init`, and keeps
+/// the axis with length 1. Max and min qualify, but a float sum does not, because its
+/// rounding depends on the order.
 ///
-/// Same result as [`reduce_axis`]. When the axis is the last one, each row is folded with
-/// eight interleaved accumulators, which the compiler can vectorise.
+/// The result is the same as that of [`reduce_axis`]. When the axis is the last one, each row
+/// is folded with eight interleaved accumulators, which the compiler can vectorise.
 fn reduce_axis_reordered<T: Float>(
     x: &Tensor<T>,
     axis: usize,
@@ -46,8 +47,8 @@ fn reduce_axis_reordered<T: Float>(
     Tensor::from_vec(out, Shape(dims)).expect("the reduced shape matches the element count")
 }
 
-/// The larger of `a` and `b`, a NaN if either is one, and `0.0` over `−0.0`. Ordering the
-/// zeros makes it commutative and associative, so that [`reduce_axis_reordered`] gives the
+/// Returns the larger of `a` and `b`, a NaN if either is one, and `0.0` over `−0.0`. Ordering
+/// the zeros makes it commutative and associative, so [`reduce_axis_reordered`] gives the
 /// same bits as a fold in index order.
 fn max_of<T: Float>(a: T, b: T) -> T {
     if b > a || b.is_nan() || (b == a && a.is_sign_negative() && b.is_sign_positive()) {
@@ -57,7 +58,7 @@ fn max_of<T: Float>(a: T, b: T) -> T {
     }
 }
 
-/// The smaller of `a` and `b`, a NaN if either is one, and `−0.0` under `0.0`.
+/// Returns the smaller of `a` and `b`, a NaN if either is one, and `−0.0` under `0.0`.
 fn min_of<T: Float>(a: T, b: T) -> T {
     if b < a || b.is_nan() || (b == a && a.is_sign_positive() && b.is_sign_negative()) {
         b
@@ -323,10 +324,9 @@ mod tests {
     }
 
     #[test]
-    fn last_axis_max_and_min_match_a_sequential_fold() {
-        let data: Vec<f64> = (0..3 * 29).map(|i| ((i * 37) % 83) as f64 - 41.0).collect();
-        let mut with_nan = data.clone();
-        with_nan[29 + 13] = f64::NAN; // row 1 holds a NaN, which must win
+    fn last_axis_lanes_match_fold() {
+        let mut with_nan: Vec<f64> = (0..3 * 29).map(|i| ((i * 37) % 83) as f64 - 41.0).collect();
+        with_nan[29 + 13] = f64::NAN; // row 1 contains a NaN, which must win
         let x = Tensor::from_vec(with_nan.clone(), [3, 29]).unwrap();
         let (max, min) = (max_of::<f64>, min_of::<f64>);
         let got_max = reduce_axis_reordered(&x, 1, f64::NEG_INFINITY, max);
@@ -338,7 +338,8 @@ mod tests {
             assert!(got_max.data()[r].total_cmp(&want_max).is_eq(), "row {r}");
             assert!(got_min.data()[r].total_cmp(&want_min).is_eq(), "row {r}");
         }
-        assert!(got_max.data()[1].is_nan() && got_min.data()[1].is_nan());
+        assert!(got_max.data()[1].is_nan());
+        assert!(got_min.data()[1].is_nan());
     }
 
     #[test]

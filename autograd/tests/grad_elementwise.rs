@@ -180,7 +180,7 @@ fn div_keeps_ieee_infinities_and_incoming_nan() {
 }
 
 #[test]
-fn div_rejects_zero_over_zero_next_to_an_incoming_nan() {
+fn div_rejects_zero_over_zero_beside_nan() {
     let tape = Tape::<f64>::new();
     let a = tape.constant(Tensor::from_vec(vec![f64::NAN, 0.0], [2]).unwrap());
     let zero = tape.constant(Tensor::from_vec(vec![0.0], [1]).unwrap());
