@@ -13,7 +13,8 @@ use crate::tensor::Tensor;
 /// The zero padding of a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Padding {
-    /// `height` zero rows above and below, `width` zero columns left and right.
+    /// `height` zero rows above and below, `width` zero columns left and right. Each must be
+    /// smaller than the kernel length on its axis.
     Explicit {
         /// Rows added at the top and at the bottom.
         height: usize,
@@ -202,6 +203,17 @@ impl Conv2d {
             ));
         }
         let (pad_h, pad_w) = self.padding.resolve(wd[2], wd[3])?;
+        if pad_h >= wd[2] || pad_w >= wd[3] {
+            return Err(Error::invalid(
+                "conv2d",
+                "padding",
+                format!("{pad_h}×{pad_w}"),
+                format!(
+                    "padding must be smaller than the {}×{} kernel on each axis; more padding only adds outputs that see no input",
+                    wd[2], wd[3]
+                ),
+            ));
+        }
         let (padded_h, padded_w) = (xd[2] + 2 * pad_h, xd[3] + 2 * pad_w);
         if padded_h < wd[2] || padded_w < wd[3] {
             return Err(Error::shape(
@@ -439,8 +451,8 @@ impl<'t, T: Float> Var<'t, T> {
     ///
     /// # Errors
     /// [`Error::Shape`] for inputs that are not 4-D, a channel mismatch, a bias of the wrong
-    /// length or a kernel larger than the padded input; [`Error::InvalidArgument`] for stride 0
-    /// or same padding with an even kernel.
+    /// length or a kernel larger than the padded input; [`Error::InvalidArgument`] for stride 0,
+    /// same padding with an even kernel, or padding not smaller than the kernel on its axis.
     pub fn conv2d(
         self,
         weight: Var<'t, T>,

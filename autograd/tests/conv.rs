@@ -122,9 +122,10 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 let padding = match pad_kind {
                     0 => Padding::Valid,
                     1 => Padding::Same,
+                    // Padding stays below the kernel length, which conv2d requires.
                     _ => Padding::Explicit {
-                        height: extra_h % 3,
-                        width: (extra_w + 1) % 3,
+                        height: extra_h % kernel.0,
+                        width: (extra_w + 1) % kernel.1,
                     },
                 };
                 Case {
@@ -232,6 +233,18 @@ fn invalid_conv2d_arguments_are_rejected() {
                 Padding::Valid,
             ),
             "bias",
+        ),
+        (
+            x.conv2d(
+                tape.constant(Tensor::zeros([3, 2, 3, 3])),
+                None,
+                1,
+                Padding::Explicit {
+                    height: usize::MAX,
+                    width: 1,
+                },
+            ),
+            "padding must be smaller than the 3×3 kernel",
         ),
         (
             tape.constant(Tensor::zeros([2, 4, 4])).conv2d(

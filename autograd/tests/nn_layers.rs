@@ -51,6 +51,32 @@ fn linear_forward_records_matmul_plus_bias() {
 }
 
 #[test]
+fn layers_reject_non_finite_parameters() {
+    let nan_weight = Tensor::from_vec(vec![0.0, f32::NAN, 0.0, 0.0], [2, 2]).unwrap();
+    let message = Linear::from_parts(nan_weight, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("Linear::from_parts"), "{message}");
+    assert!(message.contains("weight"), "{message}");
+    assert!(message.contains("NaN at flat index 1"), "{message}");
+
+    let infinite_bias = Tensor::from_vec(vec![f32::INFINITY], [1]).unwrap();
+    let message = Conv2d::from_parts(
+        Tensor::zeros([1, 1, 3, 3]),
+        Some(infinite_bias),
+        1,
+        Padding::Same,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(message.contains("Conv2d::from_parts"), "{message}");
+    assert!(message.contains("bias"), "{message}");
+    assert!(message.contains("inf at flat index 0"), "{message}");
+}
+
+#[test]
 fn layers_validate_their_parts() {
     assert!(Linear::<f32>::from_parts(Tensor::zeros([3]), None).is_err());
     assert!(Linear::<f32>::from_parts(Tensor::zeros([3, 2]), Some(Tensor::zeros([3]))).is_err());

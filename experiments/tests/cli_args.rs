@@ -19,3 +19,33 @@ fn negative_tau_reaches_validation() {
         assert!(stderr.contains("invalid tau = -1"), "{binary}: {stderr}");
     }
 }
+
+#[test]
+fn oversized_sort_runs_fail_before_allocating() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["-n", "1000000"], "batch-size × n"),
+        (&["--batch-size", "18446744073709551615"], "batch-size × n"),
+        (
+            &[
+                "-n",
+                "200",
+                "--method",
+                "stoch-softsort",
+                "--samples",
+                "1000",
+            ],
+            "samples × batch-size × n²",
+        ),
+        (&["-n", "100", "--test-size", "1000000"], "test-size × n"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_sort-mnist"))
+            .args(args)
+            .args(["--steps", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

@@ -5,7 +5,7 @@ use rand::Rng;
 use crate::conv::Padding;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::{Module, Params};
+use crate::nn::{check_finite_parameter, Module, Params};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 
@@ -67,7 +67,7 @@ impl<T: Float> Conv2d<T> {
     ///
     /// # Errors
     /// [`Error::Shape`] unless the weight is 4-D and the bias is `[out_channels]`;
-    /// [`Error::InvalidArgument`] for stride 0.
+    /// [`Error::InvalidArgument`] for stride 0 or a weight or bias holding NaN or ±∞.
     pub fn from_parts(
         weight: Tensor<T>,
         bias: Option<Tensor<T>>,
@@ -103,6 +103,10 @@ impl<T: Float> Conv2d<T> {
                 0,
                 "the stride must be at least 1",
             ));
+        }
+        check_finite_parameter("Conv2d::from_parts", "weight", &weight)?;
+        if let Some(b) = &bias {
+            check_finite_parameter("Conv2d::from_parts", "bias", b)?;
         }
         Ok(Conv2d {
             weight,

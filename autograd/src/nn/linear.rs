@@ -4,7 +4,7 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::{Module, Params};
+use crate::nn::{check_finite_parameter, Module, Params};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 
@@ -48,7 +48,8 @@ impl<T: Float> Linear<T> {
     /// function.
     ///
     /// # Errors
-    /// [`Error::Shape`] unless the weight is `[in, out]` and the bias `[out]`.
+    /// [`Error::Shape`] unless the weight is `[in, out]` and the bias `[out]`;
+    /// [`Error::InvalidArgument`] if either holds NaN or ±∞.
     pub fn from_parts(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Result<Self> {
         if weight.ndim() != 2 {
             return Err(Error::shape(
@@ -68,6 +69,10 @@ impl<T: Float> Linear<T> {
                     ),
                 ));
             }
+        }
+        check_finite_parameter("Linear::from_parts", "weight", &weight)?;
+        if let Some(b) = &bias {
+            check_finite_parameter("Linear::from_parts", "bias", b)?;
         }
         Ok(Linear { weight, bias })
     }

@@ -109,3 +109,20 @@ pub fn scoped<P>(prefix: &str, parameters: Vec<(String, P)>) -> Vec<(String, P)>
         .map(|(name, p)| (format!("{prefix}.{name}"), p))
         .collect()
 }
+
+/// Rejects a layer parameter holding NaN or ±∞, which would turn every output non-finite.
+fn check_finite_parameter<T: crate::Float>(
+    layer: &str,
+    name: &str,
+    tensor: &Tensor<T>,
+) -> crate::Result<()> {
+    match tensor.first_non_finite() {
+        None => Ok(()),
+        Some(index) => Err(crate::Error::invalid(
+            layer,
+            name,
+            format!("{} at flat index {index}", tensor.data()[index]),
+            "layer parameters must be finite; check the tensor's source or initialiser",
+        )),
+    }
+}

@@ -213,6 +213,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_sizes()?;
         let tau = self.temperature();
         if !(tau.is_finite() && tau > 0.0) {
             return Err(Error::invalid(
@@ -240,4 +241,66 @@ impl Config {
         }
         Ok(())
     }
+
+    /// Checks that one training step and one evaluation fit in memory, so that huge settings
+    /// get an error here rather than an allocation failure later.
+    fn validate_sizes(&self) -> Result<()> {
+        const OP: &str = "sort-mnist";
+        let product = |factors: &[usize]| {
+            factors
+                .iter()
+                .try_fold(1usize, |acc, &factor| acc.checked_mul(factor))
+        };
+        let images = product(&[self.batch_size, self.n]);
+        if images.is_none_or(|images| images > MAX_IMAGES_PER_STEP) {
+            return Err(Error::invalid(
+                OP,
+                "batch-size × n",
+                format!("{} × {}", self.batch_size, self.n),
+                format!(
+                    "a training step holds at most {MAX_IMAGES_PER_STEP} images (about 2 MB each); lower --batch-size or -n"
+                ),
+            ));
+        }
+        let samples = if self.method.is_stochastic() {
+            self.samples
+        } else {
+            1
+        };
+        let entries = product(&[samples, self.batch_size, self.n, self.n]);
+        if entries.is_none_or(|entries| entries > MAX_RELAXATION_ENTRIES) {
+            return Err(Error::invalid(
+                OP,
+                "samples × batch-size × n²",
+                format!("{samples} × {} × {}²", self.batch_size, self.n),
+                format!(
+                    "the relaxed permutation matrices of a step hold at most {MAX_RELAXATION_ENTRIES} entries; lower --samples, --batch-size or -n"
+                ),
+            ));
+        }
+        for (name, sequences) in [("eval-size", self.eval_size), ("test-size", self.test_size)] {
+            if product(&[sequences, self.n]).is_none_or(|numbers| numbers > MAX_EVAL_NUMBERS) {
+                return Err(Error::invalid(
+                    OP,
+                    &format!("{name} × n"),
+                    format!("{sequences} × {}", self.n),
+                    format!(
+                        "an evaluation scores at most {MAX_EVAL_NUMBERS} numbers; lower --{name} or -n"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The most images (sequences × numbers per sequence) one training step may hold. The CNN
+/// keeps about 2 MB of activations per 112×28 image, so this is about 8 GB.
+pub const MAX_IMAGES_PER_STEP: usize = 4096;
+
+/// The most entries the relaxed permutation matrices of one training step may hold (512 MB in
+/// f32 per copy).
+pub const MAX_RELAXATION_ENTRIES: usize = 1 << 27;
+
+/// The most numbers (sequences × numbers per sequence) one evaluation may score.
+pub const MAX_EVAL_NUMBERS: usize = 1 << 26;

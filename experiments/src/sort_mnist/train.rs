@@ -26,8 +26,11 @@ pub const VALIDATION_SEED: u64 = 0x5EED_0001;
 /// The seed of the test sequences, shared by every run like [`VALIDATION_SEED`].
 pub const TEST_SEED: u64 = 0x5EED_0002;
 
-/// The number of sequences scored at once during evaluation.
+/// The most sequences scored at once during evaluation.
 const EVAL_CHUNK: usize = 50;
+
+/// The most images scored at once during evaluation; long sequences get smaller chunks.
+const EVAL_CHUNK_IMAGES: usize = 1000;
 
 /// Trains the CNN with the settings of `config`, validates it every `config.eval_every` steps,
 /// tests the best model and writes the result to `<out>/<file stem>.json` (see
@@ -235,7 +238,9 @@ pub fn evaluate(
     let mut truth = Vec::with_capacity(sequences * config.n);
     let mut remaining = sequences;
     while remaining > 0 {
-        let chunk = remaining.min(EVAL_CHUNK);
+        let chunk = remaining
+            .min(EVAL_CHUNK)
+            .min((EVAL_CHUNK_IMAGES / config.n).max(1));
         let batch = generator.next_batch(chunk)?;
         let scores = model.scores(&batch.images)?.reshape([chunk, config.n])?;
         predicted.extend(predict(
