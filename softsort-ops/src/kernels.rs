@@ -141,22 +141,33 @@ pub(crate) fn square_shape(dims: &[usize]) -> Vec<usize> {
 pub(crate) fn zeroed<T: Float>(len: usize) -> Vec<T> {
     let buffer = vec![T::zero(); len];
     #[cfg(target_os = "linux")]
-    advise_huge_pages(&buffer);
+    advise_huge_pages(buffer.as_ptr(), len);
     buffer
 }
 
+/// Allocates room for `len` elements, advised for huge pages as in [`zeroed`] but not
+/// zeroed, for a caller that writes every element through
+/// [`Vec::spare_capacity_mut`] before calling `set_len`.
+pub(crate) fn with_output_capacity<T>(len: usize) -> Vec<T> {
+    let buffer = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    advise_huge_pages(buffer.as_ptr(), len);
+    buffer
+}
+
+/// Advises huge pages for the `len` elements at `start` (see [`zeroed`]).
 #[cfg(target_os = "linux")]
-fn advise_huge_pages<T>(buffer: &[T]) {
+fn advise_huge_pages<T>(start: *const T, len: usize) {
     const HUGE_PAGE: usize = 2 << 20;
-    let bytes = std::mem::size_of_val(buffer);
+    let bytes = len * std::mem::size_of::<T>();
     if bytes < 2 * HUGE_PAGE {
         return;
     }
-    let start = buffer.as_ptr() as usize;
+    let start = start as usize;
     let aligned_start = start.next_multiple_of(HUGE_PAGE);
     let aligned_end = (start + bytes) / HUGE_PAGE * HUGE_PAGE;
     if aligned_end > aligned_start {
-        // SAFETY: the range lies inside `buffer`'s allocation, and MADV_HUGEPAGE only changes
+        // SAFETY: the range lies inside the caller's allocation, and MADV_HUGEPAGE only changes
         // how the kernel backs those pages, never their contents. A failure is harmless, so
         // the return value is ignored.
         unsafe {

@@ -1,14 +1,21 @@
 //! NeuralSort (Grover et al., 2019): `P[k, i] = softmax_i(((n + 1 − 2k) s_i − A_i)/τ)` with
 //! `A_i = Σ_j |s_i − s_j|`.
 
-use autograd::parallel::for_each_row;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use autograd::parallel::{for_each_row, PARALLEL_THRESHOLD};
 use autograd::{BackwardArgs, Op, Result, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::error::{check_scores, inverse_temperature};
+use crate::fast::batch::PositionBlocks;
+use crate::fast::neuralsort_rows::RowStream;
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{
-    dot, max, one_hot_rows, sort_permutation, square_shape, sum, sum_blocks, zeroed, ROW_BLOCK,
+    dot, one_hot_rows, sort_permutation, square_shape, sum, sum_blocks, with_output_capacity,
+    ROW_BLOCK,
 };
 use crate::pairwise::{abs_row_sums, abs_row_sums_vjp};
 use crate::simd::dispatch;
@@ -24,6 +31,12 @@ use crate::simd::dispatch;
 ///
 /// (ascending order negates the coefficient `n + 1 − 2k`). `A` is computed in O(n log n)
 /// from a sort and prefix sums, accumulated in `f64`.
+///
+/// The forward pass forms the logits in `f64` whatever `T` is: they reach `n·|s|/τ`, and in
+/// `f32` their rounding error would exceed 1 once `n·|s|/τ ≳ 1e7`. Consecutive rows of logits
+/// differ by `−2 s_i/τ`, so each row of exponentials follows from the previous one by one
+/// multiplication per entry, restarted exactly every few rows (at most 64) so that nothing
+/// significant underflows; see `docs/fast-softsort.md`. Only `P` is rounded to `T`.
 ///
 /// **Gradient.** With `G = ∂L/∂P` and `w_ki = P_ki (G_ki − Σ_l G_kl P_kl) / τ`:
 /// `∂L/∂s_i = Σ_k c_k w_ki + (∂A/∂s)ᵀ a` with `c_k = n + 1 − 2k` and `a_i = −Σ_k w_ki`.
@@ -119,6 +132,10 @@ impl NeuralSort {
     }
 }
 
+/// Scalar operations per entry of `P` in the forward pass: a multiplication by the row stream's
+/// ratio, a sum and a scaling, with an exponential at every restart.
+const WORK_PER_ENTRY: usize = 4;
+
 /// The fused NeuralSort node. Residuals: the ascending order of each batch element and, in
 /// hard mode, the soft `P`.
 struct NeuralSortOp<T> {
@@ -150,39 +167,17 @@ impl<T: SortFloat> Op<T> for NeuralSortOp<T> {
         let scores = &inputs[0];
         let (batch, n) = check_scores("neuralsort", scores)?;
         let s = scores.data();
+        // The logits reach n·|s|/τ, so they are formed in f64 whatever T is (see the type docs).
+        let wide: Vec<f64> = s.iter().map(|x| x.as_f64()).collect();
         self.order = vec![0; batch * n];
-        let mut row_sums = vec![T::zero(); batch * n];
+        let mut row_sums = vec![0.0f64; batch * n];
         for b in 0..batch {
-            let s_row = &s[b * n..(b + 1) * n];
-            let order = &mut self.order[b * n..(b + 1) * n];
-            sort_permutation(s_row, false, order);
-            abs_row_sums(s_row, order, &mut row_sums[b * n..(b + 1) * n]);
+            let span = b * n..(b + 1) * n;
+            let order = &mut self.order[span.clone()];
+            sort_permutation(&s[span.clone()], false, order);
+            abs_row_sums(&wide[span.clone()], order, &mut row_sums[span]);
         }
-
-        let mut out = zeroed(batch * n * n);
-        let this = &*self;
-        for_each_row(&mut out, n, batch * n * n * 4, |r, row| {
-            dispatch(
-                #[inline(always)]
-                || {
-                    let (b, k) = (r / n, r % n);
-                    let s_row = &s[b * n..(b + 1) * n];
-                    let a_row = &row_sums[b * n..(b + 1) * n];
-                    let c = T::from_f64(this.coefficient(n, k));
-                    for ((z, &x), &a) in row.iter_mut().zip(s_row).zip(a_row) {
-                        *z = (c * x - a) * this.inv_tau;
-                    }
-                    let m = max(row);
-                    for z in row.iter_mut() {
-                        *z = (*z - m).fast_exp();
-                    }
-                    let scale = T::one() / sum(row);
-                    for p in row.iter_mut() {
-                        *p *= scale;
-                    }
-                },
-            )
-        });
+        let out = stream_rows(&wide, &row_sums, n, self.inv_tau.as_f64(), self.descending);
 
         let shape = square_shape(scores.dims());
         let soft = Tensor::from_vec(out, shape.clone())?;
@@ -253,4 +248,71 @@ impl<T: SortFloat> Op<T> for NeuralSortOp<T> {
         }
         Ok(vec![Some(Tensor::from_vec(grad, scores.shape().clone())?)])
     }
+}
+
+/// Returns the soft `P` of every batch row (`[batch, n, n]`), from the scores `s` and the row
+/// sums `A` in `f64`.
+///
+/// Rows are computed in blocks of consecutive sorted positions with [`RowStream`]: one
+/// multiplication per entry and an exact restart every few positions, instead of an
+/// exponential per entry. The blocks depend on `n` alone and each runs sequentially, so the
+/// result does not depend on the number of threads. Ascending order uses the descending row
+/// `n − 1 − k` for row `k`, because its coefficients are those of the descending order read
+/// backwards.
+fn stream_rows<T: SortFloat>(
+    s: &[f64],
+    row_sums: &[f64],
+    n: usize,
+    inv_tau: f64,
+    descending: bool,
+) -> Vec<T> {
+    let len = s.len() * n;
+    let parallel = len.saturating_mul(WORK_PER_ENTRY) >= PARALLEL_THRESHOLD;
+    let mut out = with_output_capacity(len);
+    let blocks = PositionBlocks::new(n);
+    let count = blocks.count();
+    let mut tasks = Vec::with_capacity(s.len() / n * count);
+    for (b, matrix) in out.spare_capacity_mut()[..len]
+        .chunks_mut(n * n)
+        .enumerate()
+    {
+        let mut rest = matrix;
+        for j in 0..count {
+            let positions = blocks.range(if descending { j } else { count - 1 - j });
+            let (rows, tail) = rest.split_at_mut(positions.len() * n);
+            tasks.push((b, positions, rows));
+            rest = tail;
+        }
+    }
+    let run = |(b, positions, rows): (usize, Range<usize>, &mut [MaybeUninit<T>])| {
+        dispatch(
+            #[inline(always)]
+            || {
+                let span = b * n..(b + 1) * n;
+                let mut stream = RowStream::new(&s[span.clone()], &row_sums[span], inv_tau);
+                for k in positions.clone() {
+                    stream.advance(k);
+                    let values = stream.values();
+                    let scale = 1.0 / sum(values);
+                    let row = if descending {
+                        k - positions.start
+                    } else {
+                        positions.end - 1 - k
+                    };
+                    for (p, &v) in rows[row * n..(row + 1) * n].iter_mut().zip(values) {
+                        p.write(T::from_f64(v * scale));
+                    }
+                }
+            },
+        )
+    };
+    if parallel {
+        tasks.into_par_iter().for_each(run);
+    } else {
+        tasks.into_iter().for_each(run);
+    }
+    // SAFETY: the blocks of sorted positions cover every row of every batch element once, and
+    // each row's n entries are written above, so the first `len` elements are initialised.
+    unsafe { out.set_len(len) };
+    out
 }

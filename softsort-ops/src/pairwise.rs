@@ -24,10 +24,14 @@ fn for_each_tie_group<T: Float>(s: &[T], order: &[usize], mut f: impl FnMut(usiz
 /// `A_i = s_i·|L_i| − Σ_{L_i} s_j + Σ_{G_i} s_j − s_i·|G_i|`. The prefix sums are taken in
 /// `f64` to limit cancellation when scores are large.
 pub(crate) fn abs_row_sums<T: Float>(s: &[T], order: &[usize], out: &mut [T]) {
+    // A running total rather than reading back the last element, so that each addition
+    // waits only for the previous one and not for a store.
     let mut prefix = Vec::with_capacity(order.len() + 1);
-    prefix.push(0.0f64);
+    let mut running = 0.0f64;
+    prefix.push(running);
     for &i in order {
-        prefix.push(prefix.last().copied().unwrap_or(0.0) + s[i].as_f64());
+        running += s[i].as_f64();
+        prefix.push(running);
     }
     let n = order.len();
     let total = prefix[n];
@@ -50,9 +54,11 @@ pub(crate) fn abs_row_sums<T: Float>(s: &[T], order: &[usize], out: &mut [T]) {
 pub(crate) fn abs_row_sums_vjp<T: Float>(s: &[T], order: &[usize], a: &[T], grad: &mut [T]) {
     let n = order.len();
     let mut prefix = Vec::with_capacity(n + 1);
-    prefix.push(T::zero());
+    let mut running = T::zero();
+    prefix.push(running);
     for &i in order {
-        prefix.push(*prefix.last().unwrap_or(&T::zero()) + a[i]);
+        running += a[i];
+        prefix.push(running);
     }
     let total = prefix[n];
     for_each_tie_group(s, order, |lo, hi| {

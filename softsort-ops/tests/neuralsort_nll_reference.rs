@@ -1,9 +1,10 @@
-//! Checks the fused NeuralSort permutation NLL against its definition, evaluated entry by
-//! entry in `f64`. The cases make the row stream restart at every position, every few
-//! positions or every 64, on rows up to a few hundred long, in `f64` and `f32`.
+//! Checks the dense NeuralSort matrix and the fused NeuralSort permutation NLL against their
+//! definitions, evaluated entry by entry in `f64`. The cases make the row stream restart at
+//! every position, every few positions or every 64, on rows up to a few hundred long, in `f64`
+//! and `f32`.
 
 use autograd::{Tape, Tensor};
-use softsort_ops::{fast, SortFloat};
+use softsort_ops::{fast, NeuralSort, SortFloat};
 
 /// A small deterministic generator of numbers in `[0, 1)`.
 struct Lcg(u64);
@@ -134,6 +135,92 @@ fn fused_neuralsort_nll_matches_the_definition() {
                     loss < 1e-6 && grad < 1e-6,
                     "f32, {case}: {loss:e}, {grad:e}"
                 );
+            }
+        }
+    }
+}
+
+/// Computes `P[k, i] = softmax_i((c_k s_i − A_i)/τ)` for one row of scores by the definition,
+/// with `c_k = n − 1 − 2k`, negated for ascending order.
+fn definition_matrix(s: &[f64], tau: f64, descending: bool) -> Vec<f64> {
+    let n = s.len();
+    let a: Vec<f64> = s
+        .iter()
+        .map(|&x| s.iter().map(|&y| (x - y).abs()).sum())
+        .collect();
+    let mut p = Vec::with_capacity(n * n);
+    for k in 0..n {
+        let c = n as f64 - 1.0 - 2.0 * k as f64;
+        let c = if descending { c } else { -c };
+        let logits: Vec<f64> = (0..n).map(|i| (c * s[i] - a[i]) / tau).collect();
+        let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+        p.extend(logits.iter().map(|l| (l - m).exp() / z));
+    }
+    p
+}
+
+/// Returns the dense NeuralSort matrix in `T`, widened to `f64`.
+fn dense<T: SortFloat>(s: &[f64], shape: &[usize], tau: f64, descending: bool) -> Vec<f64> {
+    let tape = Tape::<T>::new();
+    let data = s.iter().map(|&x| T::from_f64(x)).collect();
+    let scores = tape.constant(Tensor::from_vec(data, shape).unwrap());
+    let p = NeuralSort::new(tau)
+        .ascending(!descending)
+        .apply(scores)
+        .unwrap();
+    p.value().data().iter().map(|x| x.as_f64()).collect()
+}
+
+#[test]
+fn dense_neuralsort_matches_the_definition() {
+    let mut rng = Lcg(11);
+    let settings = [
+        (1.0, 100.0),
+        (1.0, 1.0),
+        (1.0, 1e-3),
+        (1e4, 1e-3),
+        (1e4, 1e6),
+    ];
+    for n in [1, 3, 64, 65, 130, 257] {
+        for (spread, tau) in settings {
+            for descending in [true, false] {
+                let shape = [2, n];
+                let s: Vec<f64> = (0..2 * n)
+                    .map(|_| {
+                        let x = if rng.next() < 0.2 { 0.5 } else { rng.next() };
+                        spread * (x - 0.5)
+                    })
+                    .collect();
+                let want: Vec<f64> = s
+                    .chunks(n)
+                    .flat_map(|row| definition_matrix(row, tau, descending))
+                    .collect();
+                let case =
+                    format!("n = {n}, spread = {spread}, τ = {tau}, descending {descending}");
+                // The logits reach n·spread/τ, and an absolute rounding error δ in a logit
+                // moves P by up to δ, so the tolerance grows with their size.
+                let logits = n as f64 * spread / tau;
+                let tolerance = 1e-12_f64.max(1e-15 * logits);
+                let got = dense::<f64>(&s, &shape, tau, descending);
+                let error = got
+                    .iter()
+                    .zip(&want)
+                    .fold(0.0, |m: f64, (a, b)| m.max((a - b).abs()));
+                assert!(error < tolerance, "{case}: error {error:e}");
+
+                // f32 scores are exact in f64, and the logits are formed in f64.
+                let rounded: Vec<f64> = s.iter().map(|&x| x as f32 as f64).collect();
+                let want: Vec<f64> = rounded
+                    .chunks(n)
+                    .flat_map(|row| definition_matrix(row, tau, descending))
+                    .collect();
+                let got = dense::<f32>(&rounded, &shape, tau, descending);
+                let error = got
+                    .iter()
+                    .zip(&want)
+                    .fold(0.0, |m: f64, (a, b)| m.max((a - b).abs()));
+                assert!(error < tolerance.max(1e-6), "f32, {case}: error {error:e}");
             }
         }
     }

@@ -138,7 +138,7 @@ fn diagonal_nll<'t, T: SortFloat>(
 ) -> autograd::Result<Var<'t, T>> {
     let n = score_dims.last().copied().unwrap_or(0);
     let rows: usize = score_dims.iter().product();
-    let targets: Vec<usize> = (0..rows).map(|k| k % n.max(1)).collect();
+    let targets: Vec<usize> = (0..rows / n.max(1)).flat_map(|_| 0..n).collect();
     permutation_cross_entropy(p, &targets, score_dims)
 }
 
@@ -161,8 +161,8 @@ fn identity_target<'t, T: SortFloat>(scores: Var<'t, T>) -> autograd::Result<Var
 fn identity_rows<T: SortFloat>(dims: &[usize]) -> autograd::Result<Tensor<T>> {
     let n = dims.last().copied().unwrap_or(0);
     let numel: usize = dims.iter().product();
-    let data = (0..numel)
-        .map(|k| T::from_f64((k % n.max(1)) as f64))
+    let data = (0..numel / n.max(1))
+        .flat_map(|_| (0..n).map(|k| T::from_f64(k as f64)))
         .collect();
     Tensor::from_vec(data, dims.to_vec())
 }

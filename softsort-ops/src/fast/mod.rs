@@ -46,13 +46,13 @@
 //! ```
 
 mod apply;
-mod batch;
+pub(crate) mod batch;
 mod deviations;
 mod kernel;
 mod loss;
 mod neuralsort;
 mod neuralsort_nll;
-mod neuralsort_rows;
+pub(crate) mod neuralsort_rows;
 mod nll;
 mod normalizer;
 mod order;
