@@ -24,16 +24,15 @@ fn for_each_tie_group<T: Float>(s: &[T], order: &[usize], mut f: impl FnMut(usiz
 /// `A_i = s_i·|L_i| − Σ_{L_i} s_j + Σ_{G_i} s_j − s_i·|G_i|`. The prefix sums are taken in
 /// `f64` to limit cancellation when scores are large.
 pub(crate) fn abs_row_sums<T: Float>(s: &[T], order: &[usize], out: &mut [T]) {
-    // A running total rather than reading back the last element, so that each addition
-    // waits only for the previous one and not for a store.
-    let mut prefix = Vec::with_capacity(order.len() + 1);
-    let mut running = 0.0f64;
-    prefix.push(running);
-    for &i in order {
-        running += s[i].as_f64();
-        prefix.push(running);
-    }
+    // A running total written into a preallocated vector: with `push`, the possible
+    // reallocation kept the total in memory, and each addition waited for a store.
     let n = order.len();
+    let mut prefix = vec![0.0f64; n + 1];
+    let mut running = 0.0f64;
+    for (p, &i) in prefix[1..].iter_mut().zip(order) {
+        running += s[i].as_f64();
+        *p = running;
+    }
     let total = prefix[n];
     for_each_tie_group(s, order, |lo, hi| {
         let v = s[order[lo]].as_f64();
@@ -53,12 +52,11 @@ pub(crate) fn abs_row_sums<T: Float>(s: &[T], order: &[usize], out: &mut [T]) {
 /// contribute 0 (the subgradient `sign(0) = 0`).
 pub(crate) fn abs_row_sums_vjp<T: Float>(s: &[T], order: &[usize], a: &[T], grad: &mut [T]) {
     let n = order.len();
-    let mut prefix = Vec::with_capacity(n + 1);
+    let mut prefix = vec![T::zero(); n + 1];
     let mut running = T::zero();
-    prefix.push(running);
-    for &i in order {
+    for (p, &i) in prefix[1..].iter_mut().zip(order) {
         running += a[i];
-        prefix.push(running);
+        *p = running;
     }
     let total = prefix[n];
     for_each_tie_group(s, order, |lo, hi| {

@@ -138,7 +138,10 @@ fn diagonal_nll<'t, T: SortFloat>(
 ) -> autograd::Result<Var<'t, T>> {
     let n = score_dims.last().copied().unwrap_or(0);
     let rows: usize = score_dims.iter().product();
-    let targets: Vec<usize> = (0..rows / n.max(1)).flat_map(|_| 0..n).collect();
+    let mut targets = Vec::with_capacity(rows);
+    for _ in 0..rows / n.max(1) {
+        targets.extend(0..n);
+    }
     permutation_cross_entropy(p, &targets, score_dims)
 }
 
