@@ -5,8 +5,12 @@ use std::marker::PhantomData;
 use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 
 use super::apply::missing_forward;
-use super::batch::map_rows;
+use crate::kernels::sum;
+use crate::simd::dispatch;
+
+use super::batch::{map_blocks, map_rows, row_work, sum_in_order};
 use super::deviations::{absolute_deviations, absolute_deviations_vjp};
+use super::neuralsort_rows::{coefficient, RowStream};
 use super::order::descending_order;
 use super::rowwise::{backward_rows, forward_rows};
 use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
@@ -16,7 +20,12 @@ const NAME: &str = "rowwise_neuralsort_apply";
 /// `Y = P · X` for NeuralSort (Grover et al. 2019),
 /// `P[k, i] = softmax_i(((n + 1 − 2k) s_i − A_i)/τ)` for `k = 1..n` (row `k − 1` here) with
 /// `A_i = Σ_j |s_i − s_j|`, computed one row of `P` at a time: O(n·d) memory, O(n²·d) time.
-/// `A` takes O(n log n) through a sort.
+/// `A` takes O(n log n) through a sort. Consecutive rows of logits differ by `−2 s_i/τ`, so
+/// each row of exponentials follows from the previous one by a multiplication per entry,
+/// restarted exactly every few rows (at most 64), as in
+/// [`NeuralSortPermutationNll`](super::NeuralSortPermutationNll). The rows of each batch
+/// element are split into blocks of consecutive positions that run in parallel; the blocks
+/// depend on `n` alone, so results do not depend on the number of threads.
 ///
 /// Inputs: scores `s` of shape `[..., n]` and values `X` of shape `[..., n]` or `[..., n, d]`;
 /// the output has the shape of `X`.
@@ -64,12 +73,17 @@ impl<T: Float> NeuralSortApply<T> {
     }
 }
 
-/// Writes row `k` of the logits, `((n − 1 − 2k) s_i − A_i)/τ` for 0-based `k`.
-fn logits<T: Float>(s: &[T], abs_dev: &[T], tau: T, k: usize, buf: &mut [T]) {
-    let n = s.len();
-    let scale = T::from_f64(n as f64 - 1.0 - 2.0 * k as f64);
-    for ((b, &si), &ai) in buf.iter_mut().zip(s).zip(abs_dev) {
-        *b = (scale * si - ai) / tau;
+/// Scalar operations per entry of `P` and column of `X` in either pass, for the parallel
+/// threshold.
+const WORK_PER_ENTRY: usize = 3;
+
+/// Writes the current row of `P` of `stream` into `buf`: the stream's values over their sum.
+#[inline(always)]
+fn stream_probabilities(stream: &RowStream<'_>, buf: &mut [f64]) {
+    let values = stream.values();
+    let scale = 1.0 / sum(values);
+    for (p, &v) in buf.iter_mut().zip(values) {
+        *p = v * scale;
     }
 }
 
@@ -88,27 +102,39 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
         let tau = check_tau::<T>(NAME, self.tau)?;
         let (rows, n) = check_scores(NAME, &inputs[0])?;
         let d = check_values(NAME, "values", inputs[0].shape(), &inputs[1])?;
-        let tau = tau.as_f64();
+        let inv_tau = 1.0 / tau.as_f64();
         let s = widen(inputs[0].data());
         let x = widen(inputs[1].data());
 
-        let results = map_rows(rows, n * n * (d + 2), |r| {
+        let prepared = map_rows(rows, row_work(n, 1), |r| {
             let s = &s[r * n..(r + 1) * n];
             let order = descending_order(s);
             let abs_dev = absolute_deviations(s, &order);
-            let y = forward_rows(n, d, &x[r * n * d..(r + 1) * n * d], |k, buf| {
-                logits(s, &abs_dev, tau, k, buf)
-            });
-            (y, order, abs_dev)
+            (order, abs_dev)
+        });
+        let blocks = map_blocks(rows, n, n * d * WORK_PER_ENTRY, |r, positions| {
+            dispatch(
+                #[inline(always)]
+                || {
+                    let s = &s[r * n..(r + 1) * n];
+                    let mut stream = RowStream::new(s, &prepared[r].1, inv_tau);
+                    forward_rows(positions, d, &x[r * n * d..(r + 1) * n * d], |k, buf| {
+                        stream.advance(k);
+                        stream_probabilities(&stream, buf);
+                    })
+                },
+            )
         });
 
         let mut out = Vec::with_capacity(rows * n * d);
+        for y in blocks.into_iter().flatten() {
+            out.extend(y.into_iter().map(T::from_f64));
+        }
         let mut saved = Saved {
             order: Vec::with_capacity(rows * n),
             abs_dev: Vec::with_capacity(rows * n),
         };
-        for (y, order, abs_dev) in results {
-            out.extend(y.into_iter().map(T::from_f64));
+        for (order, abs_dev) in prepared {
             saved.order.extend(order);
             saved.abs_dev.extend(abs_dev);
         }
@@ -124,41 +150,61 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
         let n = *scores.dims().last().unwrap_or(&1);
         let rows = scores.numel() / n;
         let d = value_width(scores.shape(), values.shape());
-        let tau = tau.as_f64();
+        let inv_tau = 1.0 / tau.as_f64();
         let (s_all, x_all) = (widen(scores.data()), widen(values.data()));
         let (y_all, gy_all) = (widen(args.output.data()), widen(args.grad_output.data()));
 
-        let results = map_rows(rows, n * n * (d + 3), |r| {
-            let span = r * n..(r + 1) * n;
-            let wide = r * n * d..(r + 1) * n * d;
-            let s = &s_all[span.clone()];
-            let abs_dev = &saved.abs_dev[span.clone()];
-            let mut grad_s = vec![0.0; n];
-            let mut grad_a = vec![0.0; n];
-            let grad_x = backward_rows(
-                n,
-                d,
-                &x_all[wide.clone()],
-                &y_all[wide.clone()],
-                &gy_all[wide],
-                |k, buf| logits(s, abs_dev, tau, k, buf),
-                |k, g| {
-                    let scale = (n as f64 - 1.0 - 2.0 * k as f64) / tau;
-                    for ((gs, ga), &gi) in grad_s.iter_mut().zip(grad_a.iter_mut()).zip(g) {
-                        *gs += gi * scale;
-                        *ga -= gi / tau;
-                    }
+        // Per block: Σ_k g_ki c_k/τ (n entries), −Σ_k g_ki/τ (n entries, the gradient of A)
+        // and the block's part of ∂L/∂X (n·d entries).
+        let blocks = map_blocks(rows, n, n * d * WORK_PER_ENTRY, |r, positions| {
+            dispatch(
+                #[inline(always)]
+                || {
+                    let span = r * n..(r + 1) * n;
+                    let wide = r * n * d..(r + 1) * n * d;
+                    let mut stream = RowStream::new(
+                        &s_all[span.clone()],
+                        &saved.abs_dev[span],
+                        inv_tau,
+                    );
+                    let mut grads = vec![0.0; 2 * n];
+                    let (grad_s, grad_a) = grads.split_at_mut(n);
+                    let grad_x = backward_rows(
+                        positions,
+                        d,
+                        &x_all[wide.clone()],
+                        &y_all[wide.clone()],
+                        &gy_all[wide],
+                        |k, buf| {
+                            stream.advance(k);
+                            stream_probabilities(&stream, buf);
+                        },
+                        |k, g| {
+                            let scale = coefficient(n, k) * inv_tau;
+                            for ((gs, ga), &gi) in grad_s.iter_mut().zip(grad_a.iter_mut()).zip(g)
+                            {
+                                *gs += gi * scale;
+                                *ga -= gi * inv_tau;
+                            }
+                        },
+                    );
+                    grads.extend(grad_x);
+                    grads
                 },
-            );
-            absolute_deviations_vjp(s, &saved.order[span], &grad_a, &mut grad_s);
-            (grad_s, grad_x)
+            )
         });
 
         let mut grad_s = Vec::with_capacity(rows * n);
         let mut grad_x = Vec::with_capacity(rows * n * d);
-        for (gs, gx) in results {
+        for (r, row_blocks) in blocks.into_iter().enumerate() {
+            let span = r * n..(r + 1) * n;
+            let total = sum_in_order(&row_blocks, n * (2 + d));
+            let (grads, gx) = total.split_at(2 * n);
+            let (direct, grad_a) = grads.split_at(n);
+            let mut gs = direct.to_vec();
+            absolute_deviations_vjp(&s_all[span.clone()], &saved.order[span], grad_a, &mut gs);
             grad_s.extend(gs.into_iter().map(T::from_f64));
-            grad_x.extend(gx.into_iter().map(T::from_f64));
+            grad_x.extend(gx.iter().map(|&g| T::from_f64(g)));
         }
         Ok(vec![
             if args.needs_grad[0] {

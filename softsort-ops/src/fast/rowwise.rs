@@ -1,14 +1,17 @@
 //! `P · X` for a dense relaxed permutation matrix whose rows are softmaxes, computed one row
 //! of `P` at a time: O(n²·d) time, but O(n·d) memory instead of O(n²).
 //!
-//! The backward pass recomputes each row of `P` instead of storing it. For row `i` with
+//! The callers supply each row of `P` (an exact softmax, or NeuralSort's row stream), and the
+//! backward pass recomputes each row instead of storing it. For row `i` with
 //! `p = softmax(ℓ_i)`, `Y_i = Σ_j p_j X_j` and `Γ_i = ∂L/∂Y_i`:
 //! `∂L/∂X_j += p_j Γ_i` and `∂L/∂ℓ_ij = p_j (Γ_i · X_j − Γ_i · Y_i)`.
+
+use std::ops::Range;
 
 use autograd::Float;
 
 /// Replaces `row` by `softmax(row)`, subtracting the maximum first so that nothing overflows.
-fn softmax_in_place<T: Float>(row: &mut [T]) {
+pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
     let max = row.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
     let mut sum = T::zero();
     for x in row.iter_mut() {
@@ -21,22 +24,22 @@ fn softmax_in_place<T: Float>(row: &mut [T]) {
     }
 }
 
-/// Computes `Y = P · X` for one batch row, where `logits(i, buf)` writes row `i` of the
-/// logits of `P` into `buf` (length n) and `X` is `n × d`.
+/// Computes the rows `positions` of `Y = P · X` for one batch row, where `X` is `n × d` and
+/// `probabilities(i, buf)` writes row `i` of `P` into `buf` (length n). Rows are requested in
+/// increasing order. Returns `positions.len() × d` values.
 pub(crate) fn forward_rows<T: Float>(
-    n: usize,
+    positions: Range<usize>,
     d: usize,
     x: &[T],
-    logits: impl Fn(usize, &mut [T]),
+    mut probabilities: impl FnMut(usize, &mut [T]),
 ) -> Vec<T> {
+    let n = x.len() / d;
     let mut p = vec![T::zero(); n];
-    let mut y = vec![T::zero(); n * d];
-    for i in 0..n {
-        logits(i, &mut p);
-        softmax_in_place(&mut p);
-        let out = &mut y[i * d..(i + 1) * d];
-        for (j, &pj) in p.iter().enumerate() {
-            for (o, &v) in out.iter_mut().zip(&x[j * d..(j + 1) * d]) {
+    let mut y = vec![T::zero(); positions.len() * d];
+    for (i, out) in positions.zip(y.chunks_exact_mut(d)) {
+        probabilities(i, &mut p);
+        for (&pj, xj) in p.iter().zip(x.chunks_exact(d)) {
+            for (o, &v) in out.iter_mut().zip(xj) {
                 *o += pj * v;
             }
         }
@@ -44,23 +47,25 @@ pub(crate) fn forward_rows<T: Float>(
     y
 }
 
-/// Runs the backward pass of [`forward_rows`] for one batch row: returns `∂L/∂X` and calls
-/// `logit_grad(i, g)` with `g_j = ∂L/∂ℓ_ij` for every row `i`.
+/// Runs the backward pass of [`forward_rows`] over the rows `positions` of one batch row:
+/// returns their contribution to `∂L/∂X` (`n × d`) and calls `logit_grad(i, g)` with
+/// `g_j = ∂L/∂ℓ_ij` for every row `i`. `y` and `gy` are the full `n × d` output and its
+/// gradient.
 pub(crate) fn backward_rows<T: Float>(
-    n: usize,
+    positions: Range<usize>,
     d: usize,
     x: &[T],
     y: &[T],
     gy: &[T],
-    logits: impl Fn(usize, &mut [T]),
+    mut probabilities: impl FnMut(usize, &mut [T]),
     mut logit_grad: impl FnMut(usize, &[T]),
 ) -> Vec<T> {
+    let n = x.len() / d;
     let mut p = vec![T::zero(); n];
     let mut g = vec![T::zero(); n];
     let mut grad_x = vec![T::zero(); n * d];
-    for i in 0..n {
-        logits(i, &mut p);
-        softmax_in_place(&mut p);
+    for i in positions {
+        probabilities(i, &mut p);
         let gy_i = &gy[i * d..(i + 1) * d];
         let centre: T = gy_i
             .iter()

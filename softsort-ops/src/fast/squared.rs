@@ -5,7 +5,7 @@ use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 use super::apply::missing_forward;
 use super::batch::map_rows;
 use super::order::descending_order;
-use super::rowwise::{backward_rows, forward_rows};
+use super::rowwise::{backward_rows, forward_rows, softmax_in_place};
 use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
 
 const NAME: &str = "rowwise_softsort_squared_apply";
@@ -71,8 +71,9 @@ impl<T: Float> Op<T> for SquaredSoftSortApply {
             let s = &s[r * n..(r + 1) * n];
             let order = descending_order(s);
             let t: Vec<T> = order.iter().map(|&i| s[i as usize]).collect();
-            let y = forward_rows(n, d, &x[r * n * d..(r + 1) * n * d], |i, buf| {
-                logits(&t, s, tau, i, buf)
+            let y = forward_rows(0..n, d, &x[r * n * d..(r + 1) * n * d], |i, buf| {
+                logits(&t, s, tau, i, buf);
+                softmax_in_place(buf);
             });
             (y, order)
         });
@@ -105,12 +106,15 @@ impl<T: Float> Op<T> for SquaredSoftSortApply {
             let mut grad_s = vec![T::zero(); n];
             let mut grad_t = vec![T::zero(); n];
             let grad_x = backward_rows(
-                n,
+                0..n,
                 d,
                 &values.data()[wide.clone()],
                 &args.output.data()[wide.clone()],
                 &args.grad_output.data()[wide],
-                |i, buf| logits(&t, s, tau, i, buf),
+                |i, buf| {
+                    logits(&t, s, tau, i, buf);
+                    softmax_in_place(buf);
+                },
                 |i, g| {
                     for (j, &gj) in g.iter().enumerate() {
                         let slope = two * (t[i] - s[j]) / tau * gj;
