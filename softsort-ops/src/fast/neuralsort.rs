@@ -162,11 +162,8 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
                 || {
                     let span = r * n..(r + 1) * n;
                     let wide = r * n * d..(r + 1) * n * d;
-                    let mut stream = RowStream::new(
-                        &s_all[span.clone()],
-                        &saved.abs_dev[span],
-                        inv_tau,
-                    );
+                    let mut stream =
+                        RowStream::new(&s_all[span.clone()], &saved.abs_dev[span], inv_tau);
                     let mut grads = vec![0.0; 2 * n];
                     let (grad_s, grad_a) = grads.split_at_mut(n);
                     let grad_x = backward_rows(
@@ -181,8 +178,7 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
                         },
                         |k, g| {
                             let scale = coefficient(n, k) * inv_tau;
-                            for ((gs, ga), &gi) in grad_s.iter_mut().zip(grad_a.iter_mut()).zip(g)
-                            {
+                            for ((gs, ga), &gi) in grad_s.iter_mut().zip(grad_a.iter_mut()).zip(g) {
                                 *gs += gi * scale;
                                 *ga -= gi * inv_tau;
                             }

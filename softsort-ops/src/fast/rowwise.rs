@@ -10,6 +10,8 @@ use std::ops::Range;
 
 use autograd::Float;
 
+use crate::kernels::dot;
+
 /// Replaces `row` by `softmax(row)`, subtracting the maximum first so that nothing overflows.
 pub(crate) fn softmax_in_place<T: Float>(row: &mut [T]) {
     let max = row.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
@@ -38,6 +40,11 @@ pub(crate) fn forward_rows<T: Float>(
     let mut y = vec![T::zero(); positions.len() * d];
     for (i, out) in positions.zip(y.chunks_exact_mut(d)) {
         probabilities(i, &mut p);
+        if d == 1 {
+            // One value per element: a dot product, which vectorises over the elements.
+            out[0] = dot(&p, x);
+            continue;
+        }
         for (&pj, xj) in p.iter().zip(x.chunks_exact(d)) {
             for (o, &v) in out.iter_mut().zip(xj) {
                 *o += pj * v;
@@ -72,6 +79,16 @@ pub(crate) fn backward_rows<T: Float>(
             .zip(&y[i * d..(i + 1) * d])
             .map(|(&a, &b)| a * b)
             .sum();
+        if d == 1 {
+            // The same as below with one column, written so that it vectorises over j.
+            let gv = gy_i[0];
+            for (((&pj, gj), &xj), gx) in p.iter().zip(g.iter_mut()).zip(x).zip(grad_x.iter_mut()) {
+                *gj = pj * (gv * xj - centre);
+                *gx += pj * gv;
+            }
+            logit_grad(i, &g);
+            continue;
+        }
         for (j, (&pj, gj)) in p.iter().zip(g.iter_mut()).enumerate() {
             let xj = &x[j * d..(j + 1) * d];
             let mut dot = T::zero();
