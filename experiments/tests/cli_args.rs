@@ -28,7 +28,7 @@ fn oversized_sort_runs_fail_before_allocating() {
         (
             &[
                 "-n",
-                "200",
+                "100",
                 "--method",
                 "stoch-softsort",
                 "--samples",

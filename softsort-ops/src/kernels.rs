@@ -44,9 +44,9 @@ pub(crate) fn sum<T: Float>(x: &[T]) -> T {
     total
 }
 
-/// Adds eight accumulators in lane order. Reading the lanes in order lets the compiler keep
-/// the accumulators in one vector register while the loop runs; a pairwise order (lanes `i`
-/// and `i + 4` first) made it split them into 2-lane registers, which took twice as long.
+/// Adds eight accumulators in lane order. Read in order, the accumulators stay in one vector
+/// register while the loop runs. A pairwise order (lanes `i` and `i + 4` first) made the
+/// compiler split them into 2-lane registers, which took twice as long.
 #[inline(always)]
 fn fold_lanes<T: Float>(acc: [T; 8]) -> T {
     acc.iter().fold(T::zero(), |total, &lane| total + lane)

@@ -35,8 +35,9 @@ use crate::simd::dispatch;
 /// The forward pass forms the logits in `f64` whatever `T` is: they reach `n·|s|/τ`, and in
 /// `f32` their rounding error would exceed 1 once `n·|s|/τ ≳ 1e7`. Consecutive rows of logits
 /// differ by `−2 s_i/τ`, so each row of exponentials follows from the previous one by one
-/// multiplication per entry, restarted exactly every few rows (at most 64) so that nothing
-/// significant underflows; see `docs/fast-softsort.md`. Only `P` is rounded to `T`.
+/// multiplication per entry. Exact restarts every few rows (at most 64) keep anything
+/// significant from underflowing (`docs/fast-softsort.md` has the bound). Only `P` is
+/// rounded to `T`.
 ///
 /// **Gradient.** With `G = ∂L/∂P` and `w_ki = P_ki (G_ki − Σ_l G_kl P_kl) / τ`:
 /// `∂L/∂s_i = Σ_k c_k w_ki + (∂A/∂s)ᵀ a` with `c_k = n + 1 − 2k` and `a_i = −Σ_k w_ki`.

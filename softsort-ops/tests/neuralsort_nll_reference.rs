@@ -80,20 +80,22 @@ fn errors(got: &(f64, Vec<f64>), want: &(f64, Vec<f64>), n: usize, tau: f64) -> 
     ((got.0 - want.0).abs() / want.0.abs().max(1.0), grad / scale)
 }
 
+/// (spread of the scores, τ): row-stream restarts every 64 positions, every few, at every
+/// position, and near-constant rows.
+const SETTINGS: [(f64, f64); 6] = [
+    (1.0, 100.0),
+    (1.0, 1.0),
+    (1.0, 1e-3),
+    (1e4, 1e-3),
+    (1e4, 1e6),
+    (0.0, 1.0),
+];
+
 #[test]
 fn fused_neuralsort_nll_matches_the_definition() {
     let mut rng = Lcg(7);
-    // (spread of the scores, τ): a stride of 64, a few positions, 1, and near-constant rows.
-    let settings = [
-        (1.0, 100.0),
-        (1.0, 1.0),
-        (1.0, 1e-3),
-        (1e4, 1e-3),
-        (1e4, 1e6),
-        (0.0, 1.0),
-    ];
     for n in [1, 2, 3, 4, 5, 7, 64, 65, 130, 257] {
-        for (spread, tau) in settings {
+        for (spread, tau) in SETTINGS {
             for shape in [vec![n], vec![2, 3, n]] {
                 let total: usize = shape.iter().product();
                 // Ties: about one score in five is the same value.
@@ -172,18 +174,18 @@ fn dense<T: SortFloat>(s: &[f64], shape: &[usize], tau: f64, descending: bool) -
     p.value().data().iter().map(|x| x.as_f64()).collect()
 }
 
+/// Returns the largest absolute difference between two equally long slices.
+fn max_difference(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .fold(0.0, |m: f64, (x, y)| m.max((x - y).abs()))
+}
+
 #[test]
 fn dense_neuralsort_matches_the_definition() {
     let mut rng = Lcg(11);
-    let settings = [
-        (1.0, 100.0),
-        (1.0, 1.0),
-        (1.0, 1e-3),
-        (1e4, 1e-3),
-        (1e4, 1e6),
-    ];
     for n in [1, 3, 64, 65, 130, 257] {
-        for (spread, tau) in settings {
+        for (spread, tau) in SETTINGS {
             for descending in [true, false] {
                 let shape = [2, n];
                 let s: Vec<f64> = (0..2 * n)
@@ -202,11 +204,7 @@ fn dense_neuralsort_matches_the_definition() {
                 // moves P by up to δ, so the tolerance grows with their size.
                 let logits = n as f64 * spread / tau;
                 let tolerance = 1e-12_f64.max(1e-15 * logits);
-                let got = dense::<f64>(&s, &shape, tau, descending);
-                let error = got
-                    .iter()
-                    .zip(&want)
-                    .fold(0.0, |m: f64, (a, b)| m.max((a - b).abs()));
+                let error = max_difference(&dense::<f64>(&s, &shape, tau, descending), &want);
                 assert!(error < tolerance, "{case}: error {error:e}");
 
                 // f32 scores are exact in f64, and the logits are formed in f64.
@@ -215,11 +213,7 @@ fn dense_neuralsort_matches_the_definition() {
                     .chunks(n)
                     .flat_map(|row| definition_matrix(row, tau, descending))
                     .collect();
-                let got = dense::<f32>(&rounded, &shape, tau, descending);
-                let error = got
-                    .iter()
-                    .zip(&want)
-                    .fold(0.0, |m: f64, (a, b)| m.max((a - b).abs()));
+                let error = max_difference(&dense::<f32>(&rounded, &shape, tau, descending), &want);
                 assert!(error < tolerance.max(1e-6), "f32, {case}: error {error:e}");
             }
         }

@@ -258,7 +258,7 @@ impl Config {
                 "batch-size × n",
                 format!("{} × {}", self.batch_size, self.n),
                 format!(
-                    "a training step holds at most {MAX_IMAGES_PER_STEP} images (about 2 MB each); lower --batch-size or -n"
+                    "a training step holds at most {MAX_IMAGES_PER_STEP} images (about 3 MB each); lower --batch-size or -n"
                 ),
             ));
         }
@@ -294,13 +294,14 @@ impl Config {
     }
 }
 
-/// The most images (sequences × numbers per sequence) one training step may hold. The CNN
-/// keeps about 2 MB of activations per 112×28 image, so this is about 8 GB.
-pub const MAX_IMAGES_PER_STEP: usize = 4096;
+/// Upper bound on the images (sequences × numbers per sequence) of one training step. By the
+/// layer sizes, the CNN keeps about 1.5 MB of activations per 112×28 image and as much again
+/// for their gradients (an estimate), so a step stays near 6 GB.
+pub const MAX_IMAGES_PER_STEP: usize = 2048;
 
-/// The most entries the relaxed permutation matrices of one training step may hold (512 MB in
-/// f32 per copy).
+/// Upper bound on the entries of the relaxed permutation matrices of one training step
+/// (512 MB in f32 per copy).
 pub const MAX_RELAXATION_ENTRIES: usize = 1 << 27;
 
-/// The most numbers (sequences × numbers per sequence) one evaluation may score.
+/// Upper bound on the numbers (sequences × numbers per sequence) that one evaluation scores.
 pub const MAX_EVAL_NUMBERS: usize = 1 << 26;

@@ -24,7 +24,7 @@ const NAME: &str = "rowwise_neuralsort_apply";
 /// each row of exponentials follows from the previous one by a multiplication per entry,
 /// restarted exactly every few rows (at most 64), as in
 /// [`NeuralSortPermutationNll`](super::NeuralSortPermutationNll). The rows of each batch
-/// element are split into blocks of consecutive positions that run in parallel; the blocks
+/// element are split into blocks of consecutive positions that run in parallel. The blocks
 /// depend on `n` alone, so results do not depend on the number of threads.
 ///
 /// Inputs: scores `s` of shape `[..., n]` and values `X` of shape `[..., n]` or `[..., n, d]`;
