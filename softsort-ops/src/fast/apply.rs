@@ -140,24 +140,7 @@ impl<T: SortFloat> Op<T> for SoftSortApply<T> {
             (grad_s, grad_x)
         });
 
-        let mut grad_s = Vec::with_capacity(rows * n);
-        let mut grad_x = Vec::with_capacity(rows * n * d);
-        for (gs, gx) in results {
-            grad_s.extend(gs);
-            grad_x.extend(gx);
-        }
-        Ok(vec![
-            if args.needs_grad[0] {
-                Some(Tensor::from_vec(grad_s, scores.shape().clone())?)
-            } else {
-                None
-            },
-            if args.needs_grad[1] {
-                Some(Tensor::from_vec(grad_x, values.shape().clone())?)
-            } else {
-                None
-            },
-        ])
+        row_gradients(args, results)
     }
 }
 
@@ -169,4 +152,27 @@ pub(crate) fn missing_forward(op: &str) -> Error {
         "none",
         "backward needs the residuals of a forward pass; record the op with Tape::apply",
     )
+}
+
+/// Concatenates the per-row gradients of the scores (input 0) and of the second input, in row
+/// order, and returns each for the inputs that need it.
+pub(crate) fn row_gradients<T: autograd::Float>(
+    args: &BackwardArgs<T>,
+    rows: impl IntoIterator<Item = (Vec<T>, Vec<T>)>,
+) -> Result<Vec<Option<Tensor<T>>>> {
+    let (scores, other) = (&args.inputs[0], &args.inputs[1]);
+    let mut grad_s = Vec::with_capacity(scores.numel());
+    let mut grad_other = Vec::with_capacity(other.numel());
+    for (gs, go) in rows {
+        grad_s.extend(gs);
+        grad_other.extend(go);
+    }
+    Ok(vec![
+        args.needs_grad[0]
+            .then(|| Tensor::from_vec(grad_s, scores.shape().clone()))
+            .transpose()?,
+        args.needs_grad[1]
+            .then(|| Tensor::from_vec(grad_other, other.shape().clone()))
+            .transpose()?,
+    ])
 }

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 
-use super::apply::missing_forward;
+use super::apply::{missing_forward, row_gradients};
 use crate::kernels::sum;
 use crate::simd::dispatch;
 
@@ -190,29 +190,16 @@ impl<T: Float> Op<T> for NeuralSortApply<T> {
             )
         });
 
-        let mut grad_s = Vec::with_capacity(rows * n);
-        let mut grad_x = Vec::with_capacity(rows * n * d);
-        for (r, row_blocks) in blocks.into_iter().enumerate() {
+        let rows = blocks.into_iter().enumerate().map(|(r, row_blocks)| {
             let span = r * n..(r + 1) * n;
             let total = sum_in_order(&row_blocks, n * (2 + d));
             let (grads, gx) = total.split_at(2 * n);
             let (direct, grad_a) = grads.split_at(n);
             let mut gs = direct.to_vec();
             absolute_deviations_vjp(&s_all[span.clone()], &saved.order[span], grad_a, &mut gs);
-            grad_s.extend(gs.into_iter().map(T::from_f64));
-            grad_x.extend(gx.iter().map(|&g| T::from_f64(g)));
-        }
-        Ok(vec![
-            if args.needs_grad[0] {
-                Some(Tensor::from_vec(grad_s, scores.shape().clone())?)
-            } else {
-                None
-            },
-            if args.needs_grad[1] {
-                Some(Tensor::from_vec(grad_x, values.shape().clone())?)
-            } else {
-                None
-            },
-        ])
+            let narrow = |g: &[f64]| g.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+            (narrow(&gs), narrow(gx))
+        });
+        row_gradients(args, rows)
     }
 }

@@ -2,7 +2,7 @@
 
 use autograd::{BackwardArgs, Float, Op, Result, Tensor};
 
-use super::apply::missing_forward;
+use super::apply::{missing_forward, row_gradients};
 use super::batch::map_rows;
 use super::order::descending_order;
 use super::rowwise::{backward_rows, forward_rows, softmax_in_place};
@@ -129,23 +129,6 @@ impl<T: Float> Op<T> for SquaredSoftSortApply {
             (grad_s, grad_x)
         });
 
-        let mut grad_s = Vec::with_capacity(rows * n);
-        let mut grad_x = Vec::with_capacity(rows * n * d);
-        for (gs, gx) in results {
-            grad_s.extend(gs);
-            grad_x.extend(gx);
-        }
-        Ok(vec![
-            if args.needs_grad[0] {
-                Some(Tensor::from_vec(grad_s, scores.shape().clone())?)
-            } else {
-                None
-            },
-            if args.needs_grad[1] {
-                Some(Tensor::from_vec(grad_x, values.shape().clone())?)
-            } else {
-                None
-            },
-        ])
+        row_gradients(args, results)
     }
 }

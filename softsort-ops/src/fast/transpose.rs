@@ -3,7 +3,7 @@
 use crate::float::SortFloat;
 use autograd::{BackwardArgs, Op, Result, Tensor};
 
-use super::apply::missing_forward;
+use super::apply::{missing_forward, row_gradients};
 use super::batch::{map_rows, row_work};
 use super::kernel::SortedRow;
 use super::validate::{check_arity, check_scores, check_tau, check_values, value_width};
@@ -136,23 +136,6 @@ impl<T: SortFloat> Op<T> for SoftSortTransposeApply<T> {
             (grad_s, q)
         });
 
-        let mut grad_s = Vec::with_capacity(rows * n);
-        let mut grad_v = Vec::with_capacity(rows * n * d);
-        for (gs, gv) in results {
-            grad_s.extend(gs);
-            grad_v.extend(gv);
-        }
-        Ok(vec![
-            if args.needs_grad[0] {
-                Some(Tensor::from_vec(grad_s, scores.shape().clone())?)
-            } else {
-                None
-            },
-            if args.needs_grad[1] {
-                Some(Tensor::from_vec(grad_v, weights.shape().clone())?)
-            } else {
-                None
-            },
-        ])
+        row_gradients(args, results)
     }
 }
