@@ -12,6 +12,7 @@ pub mod knn;
 pub mod knn_cnn;
 pub mod labeled_images;
 pub mod large_mnist;
+pub mod limits;
 pub mod metrics;
 pub mod quantile;
 pub mod report;

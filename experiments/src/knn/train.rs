@@ -17,6 +17,7 @@ use crate::knn::embed::{embed_all, images_to_tensor};
 use crate::knn::loss::{knn_loss, Sorter};
 use crate::knn_cnn::EmbeddingCnn;
 use crate::labeled_images::LabeledImages;
+use crate::limits::{check_product, MAX_IMAGES_PER_STEP, MAX_RELAXATION_ENTRIES};
 use crate::run::BestCheckpoint;
 
 /// The settings of one differentiable kNN run.
@@ -126,7 +127,38 @@ impl KnnConfig {
                 "use at least one image, or omit the setting to use all",
             )?;
         }
-        Ok(())
+        self.validate_sizes()
+    }
+
+    /// Checks that one training step and one embedding batch fit in memory (see
+    /// [`crate::limits`]). The 28×28 images take a quarter of the memory of the 112×28 images
+    /// that [`MAX_IMAGES_PER_STEP`] counts.
+    fn validate_sizes(&self) -> Result<()> {
+        let max_images = 4 * MAX_IMAGES_PER_STEP;
+        let images = self.queries.saturating_add(self.neighbours);
+        check_product(
+            "knn",
+            "queries + neighbours",
+            &[images],
+            max_images,
+            &format!("a training step embeds at most {max_images} images; lower --queries or --neighbours"),
+        )?;
+        check_product(
+            "knn",
+            "embed_batch",
+            &[self.embed_batch],
+            max_images,
+            &format!("an embedding batch holds at most {max_images} images; lower --embed-batch"),
+        )?;
+        check_product(
+            "knn",
+            "queries × neighbours × neighbours",
+            &[self.queries, self.neighbours, self.neighbours],
+            MAX_RELAXATION_ENTRIES,
+            &format!(
+                "the relaxed permutation matrices of a step hold at most {MAX_RELAXATION_ENTRIES} entries; lower --queries or --neighbours"
+            ),
+        )
     }
 }
 

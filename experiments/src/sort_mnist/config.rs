@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cnn::CnnInit;
 use crate::error::{Error, Result};
+use crate::limits::{check_product, MAX_EVAL_NUMBERS, MAX_IMAGES_PER_STEP, MAX_RELAXATION_ENTRIES};
 use crate::run::CommonArgs;
 
 /// The relaxed sorting operator that turns the scores into a soft permutation matrix.
@@ -242,66 +243,44 @@ impl Config {
         Ok(())
     }
 
-    /// Checks that one training step and one evaluation fit in memory, so that huge settings
-    /// get an error here rather than an allocation failure later.
+    /// Checks that one training step and one evaluation fit in memory (see
+    /// [`crate::limits`]).
     fn validate_sizes(&self) -> Result<()> {
         const OP: &str = "sort-mnist";
-        let product = |factors: &[usize]| {
-            factors
-                .iter()
-                .try_fold(1usize, |acc, &factor| acc.checked_mul(factor))
-        };
-        let images = product(&[self.batch_size, self.n]);
-        if images.is_none_or(|images| images > MAX_IMAGES_PER_STEP) {
-            return Err(Error::invalid(
-                OP,
-                "batch-size × n",
-                format!("{} × {}", self.batch_size, self.n),
-                format!(
-                    "a training step holds at most {MAX_IMAGES_PER_STEP} images (about 3 MB each); lower --batch-size or -n"
-                ),
-            ));
-        }
+        check_product(
+            OP,
+            "batch-size × n",
+            &[self.batch_size, self.n],
+            MAX_IMAGES_PER_STEP,
+            &format!(
+                "a training step holds at most {MAX_IMAGES_PER_STEP} images (about 3 MB each); lower --batch-size or -n"
+            ),
+        )?;
         let samples = if self.method.is_stochastic() {
             self.samples
         } else {
             1
         };
-        let entries = product(&[samples, self.batch_size, self.n, self.n]);
-        if entries.is_none_or(|entries| entries > MAX_RELAXATION_ENTRIES) {
-            return Err(Error::invalid(
-                OP,
-                "samples × batch-size × n²",
-                format!("{samples} × {} × {}²", self.batch_size, self.n),
-                format!(
-                    "the relaxed permutation matrices of a step hold at most {MAX_RELAXATION_ENTRIES} entries; lower --samples, --batch-size or -n"
-                ),
-            ));
-        }
+        check_product(
+            OP,
+            "samples × batch-size × n × n",
+            &[samples, self.batch_size, self.n, self.n],
+            MAX_RELAXATION_ENTRIES,
+            &format!(
+                "the relaxed permutation matrices of a step hold at most {MAX_RELAXATION_ENTRIES} entries; lower --samples, --batch-size or -n"
+            ),
+        )?;
         for (name, sequences) in [("eval-size", self.eval_size), ("test-size", self.test_size)] {
-            if product(&[sequences, self.n]).is_none_or(|numbers| numbers > MAX_EVAL_NUMBERS) {
-                return Err(Error::invalid(
-                    OP,
-                    &format!("{name} × n"),
-                    format!("{sequences} × {}", self.n),
-                    format!(
-                        "an evaluation scores at most {MAX_EVAL_NUMBERS} numbers; lower --{name} or -n"
-                    ),
-                ));
-            }
+            check_product(
+                OP,
+                &format!("{name} × n"),
+                &[sequences, self.n],
+                MAX_EVAL_NUMBERS,
+                &format!(
+                    "an evaluation scores at most {MAX_EVAL_NUMBERS} numbers; lower --{name} or -n"
+                ),
+            )?;
         }
         Ok(())
     }
 }
-
-/// Upper bound on the images (sequences × numbers per sequence) of one training step. By the
-/// layer sizes, the CNN keeps about 1.5 MB of activations per 112×28 image and as much again
-/// for their gradients (an estimate), so a step stays near 6 GB.
-pub const MAX_IMAGES_PER_STEP: usize = 2048;
-
-/// Upper bound on the entries of the relaxed permutation matrices of one training step
-/// (512 MB in f32 per copy).
-pub const MAX_RELAXATION_ENTRIES: usize = 1 << 27;
-
-/// Upper bound on the numbers (sequences × numbers per sequence) that one evaluation scores.
-pub const MAX_EVAL_NUMBERS: usize = 1 << 26;
