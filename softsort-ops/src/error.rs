@@ -43,6 +43,66 @@ pub(crate) fn inverse_temperature<T: Float>(op: &str, tau: f64) -> Result<T> {
     }
 }
 
+/// The largest logit magnitude that leaves headroom in `T`: `T::MAX / 1024`, so that sums
+/// of a few logits cannot overflow.
+pub(crate) fn overflow_limit<T: Float>() -> f64 {
+    T::max_value().as_f64() / 1024.0
+}
+
+/// The largest logit magnitude whose rounding error stays within the range of `exp`: `1/ε²`
+/// (about 7e13 in `f32`, 2e31 in `f64`). Beyond it, the cancellations in Sinkhorn's
+/// backward pass gave NaN.
+pub(crate) fn precision_limit<T: Float>() -> f64 {
+    let epsilon = T::epsilon().as_f64();
+    1.0 / (epsilon * epsilon)
+}
+
+/// Rejects inputs whose logits the operator cannot compute: `largest` is the caller's bound
+/// on the magnitude of the logits and of what it forms before dividing by τ, taken in `f64`,
+/// and `limit` is [`overflow_limit`] or [`precision_limit`].
+pub(crate) fn check_logit_range<T: Float>(
+    op: &str,
+    tau: f64,
+    largest: f64,
+    limit: f64,
+) -> Result<()> {
+    if largest <= limit {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        op,
+        "temperature",
+        format!("{tau:e}"),
+        format!(
+            "the logits reach {largest:.1e}, beyond the {limit:.0e} that {} arithmetic handles; use a larger temperature or smaller scores",
+            T::DTYPE
+        ),
+    ))
+}
+
+/// Upper bound on the entries of a dense `[..., n, n]` output (4 GB in `f32`).
+const MAX_DENSE_ENTRIES: usize = 1 << 30;
+
+/// Checks that the `[..., n, n]` matrices of `batch` rows of `n` scores fit the bound above,
+/// so that a huge input gets an error instead of an allocation failure.
+pub(crate) fn check_dense_size(op: &str, batch: usize, n: usize) -> Result<()> {
+    let entries = batch.checked_mul(n).and_then(|rows| rows.checked_mul(n));
+    if entries.is_some_and(|entries| entries <= MAX_DENSE_ENTRIES) {
+        return Ok(());
+    }
+    Err(Error::shape(
+        op,
+        format!(
+            "{batch} rows of n = {n} scores need {batch} × {n} × {n} entries of P, more than {MAX_DENSE_ENTRIES}; use the fast operators of softsort_ops::fast, which never form P"
+        ),
+    ))
+}
+
+/// Returns the largest absolute value of a slice, in `f64` (0 for an empty slice).
+pub(crate) fn largest_magnitude<T: Float>(x: &[T]) -> f64 {
+    x.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()))
+}
+
 /// Checks that every element is finite.
 pub(crate) fn check_finite<T: Float>(op: &str, arg: &str, t: &Tensor<T>) -> Result<()> {
     if all_finite(t.data()) {

@@ -43,7 +43,8 @@ impl Gumbel {
     /// Draws standard Gumbel noise of shape `[samples, ...shape]`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] (reported under `op`) if `samples` is 0.
+    /// [`Error::InvalidArgument`] (reported under `op`) if `samples` is 0, or if the noise
+    /// would hold more than 2²⁸ values.
     pub fn noise<T: Float>(&self, op: &str, shape: &[usize]) -> Result<Tensor<T>> {
         if self.samples == 0 {
             return Err(Error::invalid(
@@ -55,7 +56,21 @@ impl Gumbel {
         }
         let mut dims = vec![self.samples];
         dims.extend_from_slice(shape);
-        let count: usize = dims.iter().product();
+        let count = dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&count| count <= MAX_NOISE)
+            .ok_or_else(|| {
+                Error::invalid(
+                    op,
+                    "samples",
+                    self.samples,
+                    format!(
+                        "{} samples of shape {shape:?} exceed {MAX_NOISE} noise values; draw fewer samples",
+                        self.samples
+                    ),
+                )
+            })?;
         let mut rng = StdRng::seed_from_u64(self.seed);
         let data = (0..count)
             .map(|_| {
@@ -66,6 +81,10 @@ impl Gumbel {
         Tensor::from_vec(data, dims)
     }
 }
+
+/// Upper bound on the values one call to [`Gumbel::noise`] draws (1 GB in `f32`, 2 GB in
+/// `f64`), so that a huge sample count gets an error instead of an allocation failure.
+const MAX_NOISE: usize = 1 << 28;
 
 /// Returns `x + scale · noise` on the tape, where `noise` has shape `[S, ...x]`; the
 /// gradient flows to `x` and is summed over the sample axis.

@@ -8,7 +8,10 @@ use autograd::parallel::{for_each_row, PARALLEL_THRESHOLD};
 use autograd::{BackwardArgs, Op, Result, Tensor, Var};
 use rayon::prelude::*;
 
-use crate::error::{check_scores, inverse_temperature};
+use crate::error::{
+    check_dense_size, check_logit_range, check_scores, inverse_temperature, largest_magnitude,
+    overflow_limit,
+};
 use crate::fast::batch::PositionBlocks;
 use crate::fast::neuralsort_rows::RowStream;
 use crate::float::SortFloat;
@@ -89,11 +92,22 @@ impl NeuralSort {
     /// Applies the operator to scores `[..., n]`, returning `P` of shape `[..., n, n]`.
     ///
     /// # Errors
-    /// [`autograd::Error::InvalidArgument`] for a temperature that is not positive and finite
-    /// or non-finite scores, [`autograd::Error::Shape`] for scalar scores or `n = 0`.
+    /// [`autograd::Error::InvalidArgument`] for a temperature that is not positive and finite,
+    /// non-finite scores, or logits beyond `T`'s range (above `T::MAX / 1024`);
+    /// [`autograd::Error::Shape`] for scalar scores, `n = 0`, or more than 2³⁰ entries of `P`.
     pub fn apply<'t, T: SortFloat>(&self, scores: Var<'t, T>) -> Result<Var<'t, T>> {
         let inv_tau = inverse_temperature::<T>("neuralsort", self.tau)?;
-        check_scores("neuralsort", &scores.value())?;
+        let values = scores.value();
+        let (batch, n) = check_scores("neuralsort", &values)?;
+        check_dense_size("neuralsort", batch, n)?;
+        // |c_k s_i| ≤ (n − 1) max |s| and A_i ≤ 2n max |s|.
+        let largest = 3.0 * n as f64 * largest_magnitude(values.data());
+        check_logit_range::<T>(
+            "neuralsort",
+            self.tau,
+            largest.max(largest / self.tau),
+            overflow_limit::<T>(),
+        )?;
         let op = NeuralSortOp {
             inv_tau,
             descending: !self.ascending,

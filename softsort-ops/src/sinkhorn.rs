@@ -6,7 +6,10 @@ use std::rc::Rc;
 use autograd::parallel::for_each_row;
 use autograd::{Error, Float, Op, Result, Tensor, Var};
 
-use crate::error::{check_positive, check_square, inverse_temperature};
+use crate::error::{
+    check_logit_range, check_positive, check_square, inverse_temperature, largest_magnitude,
+    precision_limit,
+};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{max, sum, zeroed};
@@ -121,14 +124,38 @@ impl Sinkhorn {
     ///
     /// # Errors
     /// [`autograd::Error::InvalidArgument`] for a temperature or tolerance that is not positive
-    /// and finite, zero iterations or non-finite log-scores; [`autograd::Error::Shape`] if the
+    /// and finite, zero iterations, more iterations than the backward pass can keep (2n
+    /// values per round and matrix, 2²⁸ in all), non-finite log-scores, or log-scores over τ
+    /// beyond what `T` resolves (1/ε², about 7e13 in `f32`); [`autograd::Error::Shape`] if the
     /// last two axes are not equal or are empty.
     pub fn apply<'t, T: SortFloat>(
         &self,
         log_scores: Var<'t, T>,
     ) -> Result<(Var<'t, T>, SinkhornReport)> {
         let inv_tau = self.check::<T>()?;
-        check_square("sinkhorn", "log_scores", &log_scores.value())?;
+        let values = log_scores.value();
+        let (batch, n) = check_square("sinkhorn", "log_scores", &values)?;
+        let largest = largest_magnitude(values.data());
+        check_logit_range::<T>(
+            "sinkhorn",
+            self.tau,
+            largest.max(largest / self.tau),
+            precision_limit::<T>(),
+        )?;
+        // The backward pass replays the rounds from the scalings of every round: 2n values
+        // per round and matrix.
+        let history = (self.iterations as f64) * (batch as f64) * (2 * n) as f64;
+        if history > MAX_HISTORY as f64 {
+            return Err(Error::invalid(
+                "sinkhorn",
+                "iterations",
+                self.iterations,
+                format!(
+                    "the backward pass keeps 2n = {} scalings per round for each of {batch} matrices, at most {MAX_HISTORY} in all; lower the iterations (a tolerance can still stop earlier)",
+                    2 * n
+                ),
+            ));
+        }
         let report = Rc::new(RefCell::new(None));
         let op = SinkhornOp {
             inv_tau,
@@ -175,6 +202,10 @@ impl Sinkhorn {
         self.apply_with_noise(log_scores, &noise)
     }
 }
+
+/// Upper bound on the scalings that the rounds of one call keep for the backward pass
+/// (iterations × matrices × 2n; 2 GB in `f64`).
+const MAX_HISTORY: usize = 1 << 28;
 
 /// The scaling vectors of one matrix after each round: `u` then `v`, `2n` values per round.
 struct History<T> {
@@ -261,7 +292,7 @@ impl<T: SortFloat> Op<T> for SinkhornOp<T> {
                 )
             })
             .collect();
-        let work = batch * n * n * iterations * 8;
+        let work = (batch * n * n).saturating_mul(iterations).saturating_mul(8);
         for_each_matrix(
             &mut out,
             n * n,
@@ -275,7 +306,9 @@ impl<T: SortFloat> Op<T> for SinkhornOp<T> {
                         let mut u = vec![T::zero(); n];
                         let mut v = vec![T::zero(); n];
                         let mut scratch = vec![T::zero(); n];
-                        let mut scalings = Vec::with_capacity(iterations * 2 * n);
+                        // Grown round by round: with a tolerance, far fewer rounds than
+                        // `iterations` may run.
+                        let mut scalings = Vec::new();
                         let mut rounds = 0;
                         for round in 0..iterations {
                             let previous_u = u.clone();
@@ -346,7 +379,9 @@ impl<T: SortFloat> Op<T> for SinkhornOp<T> {
         let history = &self.history;
 
         let mut grad = zeroed(batch * n * n);
-        let work = batch * n * n * self.iterations * 8;
+        let work = (batch * n * n)
+            .saturating_mul(self.iterations)
+            .saturating_mul(8);
         for_each_row(&mut grad, n * n, work, |b, d| {
             dispatch(
                 #[inline(always)]

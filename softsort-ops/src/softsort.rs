@@ -5,7 +5,10 @@ use autograd::parallel::{for_each_row, for_each_row2};
 use autograd::{BackwardArgs, Op, Result, Tensor, Var};
 
 use crate::distance::Distance;
-use crate::error::{check_scores, inverse_temperature};
+use crate::error::{
+    check_dense_size, check_logit_range, check_scores, inverse_temperature, largest_magnitude,
+    overflow_limit,
+};
 use crate::float::SortFloat;
 use crate::gumbel::{perturb, Gumbel};
 use crate::kernels::{
@@ -85,11 +88,26 @@ impl SoftSort {
     /// Applies the operator to scores `[..., n]`, returning `P` of shape `[..., n, n]`.
     ///
     /// # Errors
-    /// [`autograd::Error::InvalidArgument`] for a temperature that is not positive and finite
-    /// or non-finite scores, [`autograd::Error::Shape`] for scalar scores or `n = 0`.
+    /// [`autograd::Error::InvalidArgument`] for a temperature that is not positive and finite,
+    /// non-finite scores, or logits beyond `T`'s range (above `T::MAX / 1024`);
+    /// [`autograd::Error::Shape`] for scalar scores, `n = 0`, or more than 2³⁰ entries of `P`.
     pub fn apply<'t, T: SortFloat>(&self, scores: Var<'t, T>) -> Result<Var<'t, T>> {
         let inv_tau = inverse_temperature::<T>("softsort", self.tau)?;
-        check_scores("softsort", &scores.value())?;
+        let values = scores.value();
+        let (batch, n) = check_scores("softsort", &values)?;
+        check_dense_size("softsort", batch, n)?;
+        // |ŝ_i − s_j| ≤ 2 max |s|, and the squared distance is formed before the division.
+        let spread = 2.0 * largest_magnitude(values.data());
+        let distance = match self.distance {
+            Distance::Abs => spread,
+            Distance::Squared => spread * spread,
+        };
+        check_logit_range::<T>(
+            "softsort",
+            self.tau,
+            distance.max(distance / self.tau),
+            overflow_limit::<T>(),
+        )?;
         let op = SoftSortOp {
             inv_tau,
             distance: self.distance,

@@ -552,6 +552,72 @@ fn temperature_with_overflowing_inverse_is_rejected() {
 }
 
 #[test]
+fn logits_beyond_the_float_range_are_rejected() {
+    let tape32 = Tape::<f32>::new();
+    let huge = tape32.param(Tensor::from_vec(vec![1e20, -1e20, 0.5], [3]).unwrap());
+    let message = error_of(SoftSort::new(1e300).distance(Distance::Squared).apply(huge));
+    assert!(
+        message.starts_with("softsort: invalid temperature = 1e300"),
+        "{message}"
+    );
+    assert!(message.contains("the logits reach 4.0e40"), "{message}");
+    let square = tape32.param(Tensor::from_vec(vec![1.0, 0.0, 0.5, 1.0], [2, 2]).unwrap());
+    let message = error_of(Sinkhorn::new(1e-30).apply(square).map(|r| r.0));
+    assert!(
+        message.starts_with("sinkhorn: invalid temperature = 1e-30"),
+        "{message}"
+    );
+
+    let tape64 = Tape::<f64>::new();
+    let s64 = tape64.param(Tensor::from_vec(vec![1e10, -1e10, 3.0], [3]).unwrap());
+    let message = error_of(NeuralSort::new(1e-300).apply(s64));
+    assert!(
+        message.starts_with("neuralsort: invalid temperature = 1e-300"),
+        "{message}"
+    );
+    // The limits leave the tested regime of scores ±1e4 at τ = 1e-3 alone.
+    let wide = tape64.param(Tensor::from_vec(vec![1e4, -1e4, 3.0], [3]).unwrap());
+    assert!(SoftSort::new(1e-3).apply(wide).is_ok());
+    assert!(NeuralSort::new(1e-3).apply(wide).is_ok());
+}
+
+#[test]
+fn huge_sizes_are_rejected_before_allocating() {
+    let tape = Tape::<f32>::new();
+    let long = tape.param(Tensor::zeros([200_000]));
+    let message = error_of(SoftSort::new(1.0).apply(long));
+    assert!(message.contains("use the fast operators"), "{message}");
+    assert!(error_of(NeuralSort::new(1.0).apply(long)).starts_with("neuralsort:"));
+
+    let square = tape.param(Tensor::zeros([2, 2]));
+    for iterations in [1 << 40, usize::MAX] {
+        let result = Sinkhorn::new(1.0)
+            .iterations(iterations)
+            .tolerance(1e-3)
+            .apply(square);
+        let message = error_of(result.map(|r| r.0));
+        assert!(
+            message.starts_with("sinkhorn: invalid iterations"),
+            "{message}"
+        );
+    }
+    // A tolerance stops early; the bound is on the iterations allowed, not on those run.
+    assert!(Sinkhorn::new(1.0)
+        .iterations(1 << 20)
+        .tolerance(1e-3)
+        .apply(square)
+        .is_ok());
+
+    for samples in [1 << 40, usize::MAX] {
+        let message = error_of(Gumbel::new(samples, 0).noise::<f64>("softsort", &[3]));
+        assert!(
+            message.starts_with("softsort: invalid samples"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn hungarian_rejects_non_finite_and_survives_huge_scores() {
     let message = error_of(max_weight_assignment(&[f64::NAN; 4], 2));
     assert!(

@@ -105,7 +105,7 @@ pub fn apply<'t, T: SortFloat>(
 /// see [`SoftSortTransposeApply`].
 ///
 /// # Errors
-/// As [`apply`].
+/// As [`apply`](fn@apply).
 pub fn transpose_apply<'t, T: SortFloat>(
     scores: Var<'t, T>,
     weights: Var<'t, T>,
@@ -162,7 +162,7 @@ pub fn permutation_nll<'t, T: SortFloat>(
 /// [`SquaredSoftSortApply`].
 ///
 /// # Errors
-/// As [`apply`].
+/// As [`apply`](fn@apply).
 pub fn squared_apply<'t, T: Float>(
     scores: Var<'t, T>,
     values: Var<'t, T>,
@@ -176,7 +176,7 @@ pub fn squared_apply<'t, T: Float>(
 /// Computes `P · X` for NeuralSort, one row of `P` at a time; see [`NeuralSortApply`].
 ///
 /// # Errors
-/// As [`apply`].
+/// As [`apply`](fn@apply).
 pub fn neuralsort_apply<'t, T: Float>(
     scores: Var<'t, T>,
     values: Var<'t, T>,
