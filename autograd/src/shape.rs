@@ -44,7 +44,7 @@ impl Shape {
     ///
     /// Zero axes are left out of the overflow test so that every stride, and every product of
     /// axis lengths taken by a kernel, fits whenever this returns `Some`: `[0, 2⁶³, 2⁶³]` is
-    /// rejected even though it holds no elements.
+    /// rejected even though it has no elements.
     ///
     /// ```
     /// use autograd::Shape;

@@ -264,7 +264,9 @@ fn non_finite_parameters_are_rejected_and_nothing_changes() {
         let before = model.fc.weight.clone();
         let text = message(load_checkpoint(&file.0, &mut model, None).unwrap_err());
         assert!(
-            text.contains(&format!("tensor \"fc.weight\" holds {shown} at flat index 5")),
+            text.contains(&format!(
+                "tensor \"fc.weight\" contains {shown} at flat index 5"
+            )),
             "{text}"
         );
         assert!(model.fc.weight.bit_eq(&before));
@@ -287,7 +289,9 @@ fn non_finite_optimizer_state_is_rejected() {
     let mut restored = Adam::new(AdamConfig::default()).unwrap();
     let text = message(load_checkpoint(&file.0, &mut model, Some(&mut restored)).unwrap_err());
     assert!(
-        text.contains(&format!("tensor \"optimizer.{name}\" holds NaN at flat index 1")),
+        text.contains(&format!(
+            "tensor \"optimizer.{name}\" contains NaN at flat index 1"
+        )),
         "{text}"
     );
     assert_eq!(restored.state().steps, 0);

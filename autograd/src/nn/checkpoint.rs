@@ -75,7 +75,7 @@ fn decode<T: Float>(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Te
         return Err(checkpoint_error(
             path,
             format!(
-                "tensor {name:?} holds {} at flat index {index}; checkpoints must hold finite values, so the file is corrupt or was saved after training diverged",
+                "tensor {name:?} contains {} at flat index {index}, but checkpoints must contain finite values; the file is corrupt or was saved after training diverged",
                 t.data()[index]
             ),
         ));
@@ -163,7 +163,7 @@ pub fn save_checkpoint<T: Float>(
 /// # Errors
 /// [`Error::Checkpoint`] naming the tensor if the file cannot be read or parsed (truncated or
 /// corrupt), a parameter is missing, has another shape or element type, a parameter or
-/// optimiser buffer holds NaN or ±∞ (the message gives the first flat index), the file contains
+/// optimiser buffer contains NaN or ±∞ (the message gives the first flat index), the file contains
 /// a parameter the model does not have, or the optimiser state is absent, of another kind or
 /// does not match the parameters.
 pub fn load_checkpoint<T: Float>(

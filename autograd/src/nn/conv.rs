@@ -30,10 +30,10 @@ impl<T: Float> Conv2d<T> {
     /// `fan_in = in_channels · kernel²`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if a channel count, the kernel or the stride is zero, if the
-    /// padding is not smaller than the kernel (or is [`Padding::Same`] with an even kernel), if
-    /// the weight is too large to store (see [`Shape::check_size`]), or if the allocator cannot
-    /// provide the memory.
+    /// [`Error::InvalidArgument`] if a channel count, the kernel or the stride is zero, or if the
+    /// padding is not smaller than the kernel (or is [`Padding::Same`] with an even kernel).
+    /// The same error reports a weight too large to store (see [`Shape::check_size`]) or one
+    /// the allocator cannot provide.
     ///
     /// [`Shape::check_size`]: crate::Shape::check_size
     pub fn new(
@@ -73,9 +73,9 @@ impl<T: Float> Conv2d<T> {
     ///
     /// # Errors
     /// [`Error::Shape`] unless the weight is 4-D with no empty axis and the bias is
-    /// `[out_channels]`; [`Error::InvalidArgument`] for stride 0, a padding not smaller than the
-    /// kernel on each axis (or [`Padding::Same`] with an even kernel), or a weight or bias
-    /// holding NaN or ±∞.
+    /// `[out_channels]`. [`Error::InvalidArgument`] for stride 0, for a padding not smaller than
+    /// the kernel on each axis (or [`Padding::Same`] with an even kernel), and for a weight or
+    /// bias containing NaN or ±∞.
     pub fn from_parts(
         weight: Tensor<T>,
         bias: Option<Tensor<T>>,

@@ -53,7 +53,7 @@ impl<T: Float> Linear<T> {
     ///
     /// # Errors
     /// [`Error::Shape`] unless the weight is `[in, out]` with `in, out ≥ 1` and the bias
-    /// `[out]`; [`Error::InvalidArgument`] if either holds NaN or ±∞.
+    /// `[out]`; [`Error::InvalidArgument`] if either contains NaN or ±∞.
     pub fn from_parts(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Result<Self> {
         if weight.ndim() != 2 {
             return Err(Error::shape(
