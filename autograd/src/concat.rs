@@ -8,7 +8,7 @@ use crate::op::{BackwardArgs, Op};
 use crate::parallel::for_each_row;
 use crate::shape::Shape;
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{checked_len, Tensor};
 
 /// Copies the elements of `x` whose index along `axis` lies in `start..end`.
 fn narrow_tensor<T: Float>(
@@ -172,12 +172,22 @@ impl<T: Float> Op<T> for Concat {
     fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
         let (joined, axis) = self.prepare(inputs)?;
         self.resolved_axis = axis;
-        let (outer, _, inner) = joined[0].shape().split_at_axis(axis);
-        let total: usize = joined.iter().map(|x| x.dims()[axis]).sum();
+        let name = self.op_name();
+        let (_, _, inner) = joined[0].shape().split_at_axis(axis);
+        let total = joined
+            .iter()
+            .try_fold(0usize, |acc, x| acc.checked_add(x.dims()[axis]))
+            .ok_or_else(|| {
+                Error::shape(
+                    name,
+                    format!("the lengths of axis {axis} of the inputs add up to more than usize::MAX; join fewer or smaller values"),
+                )
+            })?;
         let mut dims = joined[0].dims().to_vec();
         dims[axis] = total;
-        let mut out = vec![T::zero(); outer * total * inner];
-        for_each_row(&mut out, total * inner, outer * total * inner, |o, row| {
+        let numel = checked_len::<T>(name, &Shape::new(&dims))?;
+        let mut out = vec![T::zero(); numel];
+        for_each_row(&mut out, total * inner, numel, |o, row| {
             let mut at = 0;
             for x in &joined {
                 let width = x.dims()[axis] * inner;

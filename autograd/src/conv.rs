@@ -7,8 +7,9 @@ use crate::float::Float;
 use crate::im2col::{im2col, im2row, row2im_add, ConvGeometry};
 use crate::op::{BackwardArgs, Op};
 use crate::parallel::PARALLEL_THRESHOLD;
+use crate::shape::Shape;
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{checked_len, Tensor};
 
 /// The zero padding of a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -42,23 +43,40 @@ impl Padding {
         }
     }
 
-    /// Resolves to (rows, columns) of padding for a `kernel_h × kernel_w` kernel.
-    fn resolve(self, kernel_h: usize, kernel_w: usize) -> Result<(usize, usize)> {
-        match self {
-            Padding::Explicit { height, width } => Ok((height, width)),
-            Padding::Valid => Ok((0, 0)),
+    /// Resolves to (rows, columns) of padding for a `kernel_h × kernel_w` kernel, and checks
+    /// that it is smaller than the kernel on each axis. `op` names the caller in errors.
+    pub(crate) fn resolve(
+        self,
+        op: &str,
+        kernel_h: usize,
+        kernel_w: usize,
+    ) -> Result<(usize, usize)> {
+        let (pad_h, pad_w) = match self {
+            Padding::Explicit { height, width } => (height, width),
+            Padding::Valid => (0, 0),
             Padding::Same => {
                 if kernel_h.is_multiple_of(2) || kernel_w.is_multiple_of(2) {
                     return Err(Error::invalid(
-                        "conv2d",
+                        op,
                         "padding",
                         format!("Same with kernel {kernel_h}×{kernel_w}"),
                         "same padding needs odd kernel lengths; use Padding::Explicit for even kernels",
                     ));
                 }
-                Ok(((kernel_h - 1) / 2, (kernel_w - 1) / 2))
+                ((kernel_h - 1) / 2, (kernel_w - 1) / 2)
             }
+        };
+        if pad_h >= kernel_h || pad_w >= kernel_w {
+            return Err(Error::invalid(
+                op,
+                "padding",
+                format!("{pad_h}×{pad_w}"),
+                format!(
+                    "padding must be smaller than the {kernel_h}×{kernel_w} kernel on each axis; more padding only adds outputs that see no input"
+                ),
+            ));
         }
+        Ok((pad_h, pad_w))
     }
 }
 
@@ -202,18 +220,7 @@ impl Conv2d {
                 format!("the weight {} has an empty axis", w.shape()),
             ));
         }
-        let (pad_h, pad_w) = self.padding.resolve(wd[2], wd[3])?;
-        if pad_h >= wd[2] || pad_w >= wd[3] {
-            return Err(Error::invalid(
-                "conv2d",
-                "padding",
-                format!("{pad_h}×{pad_w}"),
-                format!(
-                    "padding must be smaller than the {}×{} kernel on each axis; more padding only adds outputs that see no input",
-                    wd[2], wd[3]
-                ),
-            ));
-        }
+        let (pad_h, pad_w) = self.padding.resolve("conv2d", wd[2], wd[3])?;
         let (padded_h, padded_w) = (xd[2] + 2 * pad_h, xd[3] + 2 * pad_w);
         if padded_h < wd[2] || padded_w < wd[3] {
             return Err(Error::shape(
@@ -251,8 +258,12 @@ impl<T: Float> Op<T> for Conv2d {
         self.geometry = Some(g);
         let (x, w) = (&inputs[0], &inputs[1]);
         let (batch, out_channels) = (x.dims()[0], w.dims()[0]);
+        let numel = checked_len::<T>(
+            "conv2d",
+            &Shape::new(&[batch, out_channels, g.out_h, g.out_w]),
+        )?;
         let (k, p) = (g.patch_len(), g.out_pixels());
-        let mut out = vec![T::zero(); batch * out_channels * p];
+        let mut out = vec![T::zero(); numel];
         let image_out = out_channels * p;
         if out.is_empty() {
             return Tensor::from_vec(out, [batch, out_channels, g.out_h, g.out_w]);

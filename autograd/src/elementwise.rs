@@ -6,12 +6,13 @@ use crate::op::{BackwardArgs, Op};
 use crate::parallel::{for_each_row, map1, map2, map3};
 use crate::shape::{broadcast_shapes, broadcast_strides, Shape};
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{checked_len, Tensor};
 
 /// Applies `f` elementwise to `a` and `b` broadcast against each other (NumPy rules).
 ///
 /// # Errors
-/// [`Error::Shape`] naming `op` if the shapes do not broadcast.
+/// [`Error::Shape`] naming `op` if the shapes do not broadcast; [`Error::InvalidArgument`] if the
+/// broadcast shape is too large to store (see [`Shape::check_size`]).
 pub fn broadcast_zip<T: Float>(
     op: &str,
     a: &Tensor<T>,
@@ -22,7 +23,7 @@ pub fn broadcast_zip<T: Float>(
         return Tensor::from_vec(map2(a.data(), b.data(), f), a.shape().clone());
     }
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    let mut out = vec![T::zero(); shape.numel()];
+    let mut out = vec![T::zero(); checked_len::<T>(op, &shape)?];
     if out.is_empty() {
         return Tensor::from_vec(out, shape);
     }
@@ -55,7 +56,8 @@ pub fn broadcast_zip<T: Float>(
 /// Materialises `t` broadcast to `shape`.
 ///
 /// # Errors
-/// [`Error::Shape`] if `t` does not broadcast to `shape`.
+/// [`Error::Shape`] if `t` does not broadcast to `shape`; [`Error::InvalidArgument`] if `shape` is
+/// too large to store (see [`Shape::check_size`]).
 pub fn broadcast_tensor<T: Float>(op: &str, t: &Tensor<T>, shape: &Shape) -> Result<Tensor<T>> {
     let joined = broadcast_shapes(op, t.shape(), shape)?;
     if &joined != shape {
@@ -64,7 +66,8 @@ pub fn broadcast_tensor<T: Float>(op: &str, t: &Tensor<T>, shape: &Shape) -> Res
             format!("shape {} does not broadcast to {shape}", t.shape()),
         ));
     }
-    broadcast_zip(op, t, &Tensor::zeros(shape.clone()), |x, _| x)
+    checked_len::<T>(op, shape)?;
+    broadcast_zip(op, t, &Tensor::try_zeros(shape.clone())?, |x, _| x)
 }
 
 #[derive(Clone, Copy, Debug)]

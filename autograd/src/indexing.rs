@@ -7,7 +7,7 @@ use crate::op::{BackwardArgs, Op};
 use crate::parallel::for_each_row;
 use crate::shape::Shape;
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{checked_len, Tensor};
 
 /// A dense, row-major array of indices: the index argument of [`Var::gather`] and the result of
 /// [`argsort`](crate::argsort).
@@ -21,16 +21,18 @@ impl IndexTensor {
     /// Builds an index array from row-major elements and a shape.
     ///
     /// # Errors
-    /// [`Error::Shape`] if the number of elements differs from the product of the axis lengths.
+    /// [`Error::InvalidArgument`] if no array of the shape can exist (see
+    /// [`Shape::check_size`]); [`Error::Shape`] if the number of elements differs from the
+    /// product of the axis lengths.
     pub fn from_vec(data: Vec<usize>, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        let numel = checked_len::<usize>("IndexTensor::from_vec", &shape)?;
+        if data.len() != numel {
             return Err(Error::shape(
                 "IndexTensor::from_vec",
                 format!(
-                    "{} indices cannot fill shape {shape}, which holds {}",
+                    "{} indices cannot fill shape {shape}, which holds {numel}",
                     data.len(),
-                    shape.numel()
                 ),
             ));
         }
@@ -95,7 +97,7 @@ impl<T: Float> Op<T> for IndexSelect {
     fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
         let x = &inputs[0];
         let axis = x.shape().axis("index_select", self.axis)?;
-        let (outer, len, inner) = x.shape().split_at_axis(axis);
+        let (_, len, inner) = x.shape().split_at_axis(axis);
         if let Some((j, &i)) = self.indices.iter().enumerate().find(|(_, &i)| i >= len) {
             return Err(Error::invalid(
                 "index_select",
@@ -108,12 +110,13 @@ impl<T: Float> Op<T> for IndexSelect {
                 ),
             ));
         }
-        self.resolved_axis = axis;
         let count = self.indices.len();
         let mut dims = x.dims().to_vec();
         dims[axis] = count;
+        let numel = checked_len::<T>("index_select", &Shape::new(&dims))?;
+        self.resolved_axis = axis;
         let data = x.data();
-        let mut out = vec![T::zero(); outer * count * inner];
+        let mut out = vec![T::zero(); numel];
         let work = out.len();
         for_each_row(&mut out, inner, work, |row, out_row| {
             let (o, j) = (row / count, row % count);

@@ -10,7 +10,7 @@ use crate::op::{BackwardArgs, Op};
 use crate::parallel::for_each_row;
 use crate::shape::Shape;
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{checked_len, Tensor};
 
 /// Resolves a possibly negative position at which a new axis is inserted into a tensor of
 /// `ndim` axes: `0..=ndim`, with `-1` meaning after the last axis.
@@ -42,7 +42,8 @@ impl<T: Float> Op<T> for Reshape {
 
     fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
         let x = &inputs[0];
-        if self.shape.numel() != x.numel() {
+        let numel = checked_len::<T>(self.name, &self.shape)?;
+        if numel != x.numel() {
             return Err(Error::shape(
                 self.name,
                 format!(
@@ -50,7 +51,7 @@ impl<T: Float> Op<T> for Reshape {
                     x.shape(),
                     x.numel(),
                     self.shape,
-                    self.shape.numel()
+                    numel
                 ),
             ));
         }
@@ -191,7 +192,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Shape`] if the element counts differ.
+    /// [`Error::Shape`] if the element counts differ; [`Error::InvalidArgument`] if `shape` is
+    /// too large to store (see [`Shape::check_size`]).
     pub fn reshape(self, shape: impl Into<Shape>) -> Result<Var<'t, T>> {
         self.reshape_as("reshape", shape.into())
     }
@@ -334,7 +336,8 @@ impl<'t, T: Float> Var<'t, T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Shape`] if the value does not broadcast to `shape`.
+    /// [`Error::Shape`] if the value does not broadcast to `shape`; [`Error::InvalidArgument`]
+    /// if `shape` is too large to store (see [`Shape::check_size`]).
     pub fn broadcast_to(self, shape: impl Into<Shape>) -> Result<Var<'t, T>> {
         let op = BroadcastTo {
             shape: shape.into(),

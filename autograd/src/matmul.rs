@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::op::{BackwardArgs, Op};
 use crate::parallel::PARALLEL_THRESHOLD;
+use crate::shape::Shape;
 use crate::tape::Var;
-use crate::tensor::Tensor;
+use crate::tensor::{checked_len, Tensor};
 
 /// A strided view of one `rows × cols` matrix inside a buffer.
 #[derive(Clone, Copy)]
@@ -266,7 +267,10 @@ fn batched_gemm<T: Float>(
     let run = |i: usize, c: &mut [T]| {
         gemm(&a[i * a_step..], av, &b[i * b_step..], bv, T::zero(), c);
     };
-    let work = batch * av.rows * av.cols * bv.cols;
+    let work = batch
+        .saturating_mul(av.rows)
+        .saturating_mul(av.cols)
+        .saturating_mul(bv.cols);
     if batch > 1 && work >= PARALLEL_THRESHOLD {
         out.par_chunks_mut(block)
             .enumerate()
@@ -343,8 +347,14 @@ impl<T: Float> Op<T> for MatMul {
     fn forward(&mut self, inputs: &[Tensor<T>]) -> Result<Tensor<T>> {
         let (a, b) = (&inputs[0], &inputs[1]);
         let l = layout(a, b)?;
+        let shape = if l.a_batched || l.b_batched {
+            Shape::new(&[l.batch, l.m, l.n])
+        } else {
+            Shape::new(&[l.m, l.n])
+        };
+        let numel = checked_len::<T>("matmul", &shape)?;
         self.layout = Some(l);
-        let mut out = vec![T::zero(); l.batch * l.m * l.n];
+        let mut out = vec![T::zero(); numel];
         batched_gemm(
             l.batch,
             a.data(),
@@ -355,11 +365,6 @@ impl<T: Float> Op<T> for MatMul {
             MatrixView::row_major(l.k, l.n),
             &mut out,
         );
-        let shape = if l.a_batched || l.b_batched {
-            vec![l.batch, l.m, l.n]
-        } else {
-            vec![l.m, l.n]
-        };
         Tensor::from_vec(out, shape)
     }
 

@@ -32,8 +32,75 @@ impl Shape {
     }
 
     /// The number of elements: the product of the axis lengths (1 for a scalar).
+    ///
+    /// Saturates at `usize::MAX` when the product overflows; no tensor has such a shape, since
+    /// every constructor checks it with [`Shape::check_size`].
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.checked_numel().unwrap_or(usize::MAX)
+    }
+
+    /// The number of elements, or `None` if the product of the non-zero axis lengths overflows
+    /// `usize`.
+    ///
+    /// Zero axes are left out of the overflow test so that every stride, and every product of
+    /// axis lengths taken by a kernel, fits whenever this returns `Some`: `[0, 2⁶³, 2⁶³]` is
+    /// rejected even though it has no elements.
+    ///
+    /// ```
+    /// use autograd::Shape;
+    ///
+    /// assert_eq!(Shape::new(&[2, 3]).checked_numel(), Some(6));
+    /// assert_eq!(Shape::new(&[4, 0]).checked_numel(), Some(0));
+    /// assert_eq!(Shape::new(&[1 << 63, 2]).checked_numel(), None);
+    /// ```
+    pub fn checked_numel(&self) -> Option<usize> {
+        let nonzero = self
+            .0
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+        Some(if self.0.contains(&0) { 0 } else { nonzero })
+    }
+
+    /// Checks that a tensor of this shape with elements of `elem_bytes` bytes can exist, and
+    /// returns its element count.
+    ///
+    /// With `p` the product of the non-zero axis lengths, the shape is accepted when
+    /// `p · elem_bytes ≤ isize::MAX`, the largest allocation Rust allows. Bounding `p` rather
+    /// than the element count keeps every shape derived by shortening axes (a slice, a
+    /// reduction) within the bound too.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `op` and the shape if the bound fails.
+    ///
+    /// ```
+    /// use autograd::Shape;
+    ///
+    /// assert_eq!(Shape::new(&[2, 3]).check_size("demo", 8).unwrap(), 6);
+    /// let err = Shape::new(&[1 << 62, 2]).check_size("demo", 8).unwrap_err();
+    /// assert!(err.to_string().starts_with("demo: invalid shape = [4611686018427387904, 2]"));
+    /// ```
+    pub fn check_size(&self, op: &str, elem_bytes: usize) -> Result<usize> {
+        let fits = self
+            .0
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(elem_bytes.max(1), |acc, &d| acc.checked_mul(d))
+            .is_some_and(|bytes| bytes <= isize::MAX as usize);
+        match self.checked_numel() {
+            Some(numel) if fits => Ok(numel),
+            _ => Err(Error::invalid(
+                op,
+                "shape",
+                self,
+                format!(
+                    "the product of the axis lengths times {elem_bytes} bytes per element \
+                     exceeds isize::MAX ({} bytes), so no such tensor can be stored; \
+                     use smaller axis lengths",
+                    isize::MAX
+                ),
+            )),
+        }
     }
 
     /// Row-major strides in elements.
@@ -107,6 +174,10 @@ impl fmt::Debug for Shape {
 
 /// Computes the NumPy broadcast of two shapes: axes are aligned from the right, and an axis of
 /// length 1 stretches to match the other.
+///
+/// # Errors
+/// [`Error::Shape`] naming `op` if an axis has two lengths other than 1, or if the element count
+/// of the result overflows `usize` (see [`Shape::checked_numel`]).
 pub fn broadcast_shapes(op: &str, a: &Shape, b: &Shape) -> Result<Shape> {
     let ndim = a.ndim().max(b.ndim());
     let mut dims: SmallVec<[usize; 6]> = SmallVec::with_capacity(ndim);
@@ -125,7 +196,14 @@ pub fn broadcast_shapes(op: &str, a: &Shape, b: &Shape) -> Result<Shape> {
         };
         dims.push(d);
     }
-    Ok(Shape(dims))
+    let shape = Shape(dims);
+    if shape.checked_numel().is_none() {
+        return Err(Error::shape(
+            op,
+            format!("broadcasting {a} and {b} gives shape {shape}, whose element count overflows usize; use smaller axis lengths"),
+        ));
+    }
+    Ok(shape)
 }
 
 fn dim_from_right(shape: &Shape, ndim: usize, i: usize) -> usize {

@@ -34,16 +34,18 @@ impl<T: Float> Tensor<T> {
     /// Builds a tensor from row-major elements and a shape.
     ///
     /// # Errors
-    /// [`Error::Shape`] if the number of elements differs from the product of the axis lengths.
+    /// [`Error::InvalidArgument`] if no tensor of the shape can exist (see
+    /// [`Shape::check_size`]); [`Error::Shape`] if the number of elements differs from the
+    /// product of the axis lengths.
     pub fn from_vec(data: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        let numel = checked_len::<T>("Tensor::from_vec", &shape)?;
+        if data.len() != numel {
             return Err(Error::shape(
                 "Tensor::from_vec",
                 format!(
-                    "{} elements cannot fill shape {shape}, which holds {}",
+                    "{} elements cannot fill shape {shape}, which holds {numel}",
                     data.len(),
-                    shape.numel()
                 ),
             ));
         }
@@ -53,35 +55,83 @@ impl<T: Float> Tensor<T> {
         })
     }
 
-    /// Builds a tensor whose every element is `value`.
-    pub fn full(shape: impl Into<Shape>, value: T) -> Self {
+    /// Builds a tensor whose every element is `value`, or reports why it cannot.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `op` if no tensor of the shape can exist (see
+    /// [`Shape::check_size`]) or if the allocator cannot provide the memory.
+    ///
+    /// ```
+    /// use autograd::Tensor;
+    ///
+    /// assert_eq!(Tensor::try_full([2], 1.5f32)?.to_vec(), vec![1.5, 1.5]);
+    /// assert!(Tensor::<f64>::try_full([1 << 62, 4], 0.0).is_err());
+    /// # Ok::<(), autograd::Error>(())
+    /// ```
+    pub fn try_full(shape: impl Into<Shape>, value: T) -> Result<Self> {
         let shape = shape.into();
-        let data = vec![value; shape.numel()];
-        Tensor {
+        let (mut data, numel) = allocate::<T>("Tensor::full", &shape)?;
+        data.resize(numel, value);
+        Ok(Tensor {
             shape,
             data: Arc::new(data),
-        }
+        })
+    }
+
+    /// Builds a tensor of zeros, or reports why it cannot; see [`Tensor::try_full`].
+    ///
+    /// # Errors
+    /// As [`Tensor::try_full`].
+    pub fn try_zeros(shape: impl Into<Shape>) -> Result<Self> {
+        Self::try_full(shape, T::zero())
+    }
+
+    /// Builds a tensor of ones, or reports why it cannot; see [`Tensor::try_full`].
+    ///
+    /// # Errors
+    /// As [`Tensor::try_full`].
+    pub fn try_ones(shape: impl Into<Shape>) -> Result<Self> {
+        Self::try_full(shape, T::one())
+    }
+
+    /// Builds a tensor whose every element is `value`.
+    ///
+    /// # Panics
+    /// With the message of [`Tensor::try_full`]'s error if no tensor of the shape can exist or
+    /// the memory cannot be allocated. Use [`Tensor::try_full`] for shapes taken from user input.
+    pub fn full(shape: impl Into<Shape>, value: T) -> Self {
+        Self::try_full(shape, value).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Builds a tensor of zeros.
+    ///
+    /// # Panics
+    /// As [`Tensor::full`]; [`Tensor::try_zeros`] returns the error instead.
     pub fn zeros(shape: impl Into<Shape>) -> Self {
         Self::full(shape, T::zero())
     }
 
     /// Builds a tensor of ones.
+    ///
+    /// # Panics
+    /// As [`Tensor::full`]; [`Tensor::try_ones`] returns the error instead.
     pub fn ones(shape: impl Into<Shape>) -> Self {
         Self::full(shape, T::one())
     }
 
     /// Builds a scalar (a tensor of shape `[]`).
     pub fn scalar(value: T) -> Self {
-        Self::full(Shape::scalar(), value)
+        Tensor {
+            shape: Shape::scalar(),
+            data: Arc::new(vec![value]),
+        }
     }
 
     /// Builds a tensor of independent draws from the uniform distribution on `[low, high)`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `low < high` and both are finite.
+    /// [`Error::InvalidArgument`] unless `low < high` and both are finite, if no tensor of the
+    /// shape can exist, or if the allocator cannot provide the memory.
     pub fn uniform(shape: impl Into<Shape>, low: T, high: T, rng: &mut impl Rng) -> Result<Self> {
         let (lo, hi) = (low.as_f64(), high.as_f64());
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
@@ -93,10 +143,9 @@ impl<T: Float> Tensor<T> {
             ));
         }
         let shape = shape.into();
+        let (mut data, n) = allocate::<T>("Tensor::uniform", &shape)?;
         let dist = Uniform::new(lo, hi);
-        let data = (0..shape.numel())
-            .map(|_| T::from_f64(dist.sample(rng)))
-            .collect();
+        data.extend((0..n).map(|_| T::from_f64(dist.sample(rng))));
         Self::from_vec(data, shape)
     }
 
@@ -105,7 +154,8 @@ impl<T: Float> Tensor<T> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless the mean is finite and the standard deviation is finite
-    /// and non-negative.
+    /// and non-negative, if no tensor of the shape can exist, or if the allocator cannot provide
+    /// the memory.
     pub fn normal(shape: impl Into<Shape>, mean: T, std: T, rng: &mut impl Rng) -> Result<Self> {
         let (mu, sigma) = (mean.as_f64(), std.as_f64());
         let dist =
@@ -119,9 +169,8 @@ impl<T: Float> Tensor<T> {
                 )),
             };
         let shape = shape.into();
-        let data = (0..shape.numel())
-            .map(|_| T::from_f64(dist.sample(rng)))
-            .collect();
+        let (mut data, n) = allocate::<T>("Tensor::normal", &shape)?;
+        data.extend((0..n).map(|_| T::from_f64(dist.sample(rng))));
         Self::from_vec(data, shape)
     }
 
@@ -169,7 +218,7 @@ impl<T: Float> Tensor<T> {
     /// Returns the element at a multi-index, or `None` if the index has the wrong number of axes
     /// or is out of bounds.
     pub fn get(&self, index: &[usize]) -> Option<T> {
-        self.offset(index).map(|i| self.data[i])
+        self.offset(index).and_then(|i| self.data.get(i).copied())
     }
 
     /// Returns the only element of a one-element tensor.
@@ -189,10 +238,11 @@ impl<T: Float> Tensor<T> {
     /// Returns the same elements under another shape with as many elements.
     ///
     /// # Errors
-    /// [`Error::Shape`] if the element counts differ.
+    /// [`Error::InvalidArgument`] if no tensor of the shape can exist (see
+    /// [`Shape::check_size`]); [`Error::Shape`] if the element counts differ.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if checked_len::<T>("reshape", &shape)? != self.numel() {
             return Err(Error::shape(
                 "reshape",
                 format!(
@@ -242,15 +292,41 @@ impl<T: Float> Tensor<T> {
         if index.len() != self.ndim() {
             return None;
         }
-        let mut offset = 0;
+        let mut offset = 0usize;
         for (&i, &d) in index.iter().zip(self.dims()) {
             if i >= d {
                 return None;
             }
-            offset = offset * d + i;
+            offset = offset.checked_mul(d)?.checked_add(i)?;
         }
         Some(offset)
     }
+}
+
+/// Checks that a tensor of `shape` with elements of type `T` can exist, and returns its element
+/// count; see [`Shape::check_size`].
+pub(crate) fn checked_len<T>(op: &str, shape: &Shape) -> Result<usize> {
+    shape.check_size(op, std::mem::size_of::<T>())
+}
+
+/// Returns an empty vector with room for the elements of `shape`, and their count, or an error
+/// naming `op`, the shape and the bytes requested if the shape is too large or the allocator
+/// refuses.
+pub(crate) fn allocate<T>(op: &str, shape: &Shape) -> Result<(Vec<T>, usize)> {
+    let numel = checked_len::<T>(op, shape)?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(numel).map_err(|e| {
+        Error::invalid(
+            op,
+            "shape",
+            shape,
+            format!(
+                "allocating {} bytes for {numel} elements failed ({e}); use smaller axis lengths",
+                numel * std::mem::size_of::<T>()
+            ),
+        )
+    })?;
+    Ok((data, numel))
 }
 
 impl<T: Float> PartialEq for Tensor<T> {

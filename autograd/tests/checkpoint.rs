@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use autograd::nn::{
     self, load_checkpoint, save_checkpoint, Adam, AdamConfig, Conv2d, Linear, Module,
-    NamedGradients, Optimizer, Sgd, SgdConfig,
+    NamedGradients, Optimizer, OptimizerState, Sgd, SgdConfig,
 };
 use autograd::{Error, Float, Padding, Tensor};
 use rand::rngs::StdRng;
@@ -221,4 +221,78 @@ fn optimizer_state_mismatches_are_rejected() {
     save_checkpoint(&file.0, &model, Some(&sgd)).unwrap();
     let text = message(load_checkpoint(&file.0, &mut model, Some(&mut adam)).unwrap_err());
     assert!(text.contains("\"sgd\""), "{text}");
+}
+
+/// An optimiser whose saved state is given, to write files that no real optimiser produces.
+struct FixedState(OptimizerState<f32>);
+
+impl Optimizer<f32> for FixedState {
+    fn step(&mut self, _: &mut dyn Module<f32>, _: &NamedGradients<f32>) -> autograd::Result<()> {
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        0.0
+    }
+
+    fn set_learning_rate(&mut self, _: f64) -> autograd::Result<()> {
+        Ok(())
+    }
+
+    fn state(&self) -> OptimizerState<f32> {
+        self.0.clone()
+    }
+
+    fn load_state(&mut self, state: OptimizerState<f32>) -> autograd::Result<()> {
+        self.0 = state;
+        Ok(())
+    }
+}
+
+#[test]
+fn non_finite_parameters_are_rejected_and_nothing_changes() {
+    let file = TempFile::new("non-finite");
+    for (bad, shown) in [
+        (f32::NAN, "NaN"),
+        (f32::INFINITY, "inf"),
+        (f32::NEG_INFINITY, "-inf"),
+    ] {
+        let mut saved = Net::<f32>::new(1, 2);
+        saved.fc.weight.data_mut()[5] = bad;
+        save_checkpoint(&file.0, &saved, None).unwrap();
+        let mut model = Net::<f32>::new(2, 2);
+        let before = model.fc.weight.clone();
+        let text = message(load_checkpoint(&file.0, &mut model, None).unwrap_err());
+        assert!(
+            text.contains(&format!(
+                "tensor \"fc.weight\" contains {shown} at flat index 5"
+            )),
+            "{text}"
+        );
+        assert!(model.fc.weight.bit_eq(&before));
+    }
+}
+
+#[test]
+fn non_finite_optimizer_state_is_rejected() {
+    let file = TempFile::new("non-finite-state");
+    let mut model = Net::<f32>::new(1, 2);
+    let mut adam = Adam::new(AdamConfig::default()).unwrap();
+    let grads = ones_like(&model);
+    adam.step(&mut model, &grads).unwrap();
+    let mut state = adam.state();
+    let (name, buffer) = &mut state.tensors[0];
+    let name = name.clone();
+    buffer.data_mut()[1] = f32::NAN;
+    save_checkpoint(&file.0, &model, Some(&FixedState(state))).unwrap();
+
+    let mut restored = Adam::new(AdamConfig::default()).unwrap();
+    let text = message(load_checkpoint(&file.0, &mut model, Some(&mut restored)).unwrap_err());
+    assert!(
+        text.contains(&format!(
+            "tensor \"optimizer.{name}\" contains NaN at flat index 1"
+        )),
+        "{text}"
+    );
+    assert_eq!(restored.state().steps, 0);
 }

@@ -102,6 +102,67 @@ fn layers_validate_their_parts() {
 }
 
 #[test]
+fn layers_reject_empty_axes() {
+    for dims in [[0, 0], [0, 3], [3, 0]] {
+        let err = Linear::<f32>::from_parts(Tensor::zeros(dims), None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("Linear::from_parts: ") && text.contains("empty axis"),
+            "{text}"
+        );
+    }
+    for dims in [[1, 1, 0, 0], [0, 1, 3, 3], [1, 0, 3, 3], [1, 1, 3, 0]] {
+        let err =
+            Conv2d::<f32>::from_parts(Tensor::zeros(dims), None, 1, Padding::Valid).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("Conv2d::from_parts: ") && text.contains("empty axis"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn conv_layer_rejects_padding_not_smaller_than_the_kernel() {
+    let kernel = || Tensor::<f32>::zeros([1, 1, 3, 2]);
+    for padding in [
+        Padding::uniform(usize::MAX),
+        Padding::uniform(2),
+        Padding::Explicit {
+            height: 3,
+            width: 0,
+        },
+        Padding::Same,
+    ] {
+        let err = Conv2d::from_parts(kernel(), None, 1, padding).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("Conv2d::from_parts: invalid padding"),
+            "{padding:?}: {text}"
+        );
+    }
+    let ok = Padding::Explicit {
+        height: 2,
+        width: 1,
+    };
+    assert!(Conv2d::from_parts(kernel(), None, 1, ok).is_ok());
+
+    let mut rng = StdRng::seed_from_u64(0);
+    let err = Conv2d::<f32>::new(1, 1, 3, 1, Padding::uniform(3), false, &mut rng).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Conv2d::new: invalid padding = 3×3"),
+        "{err}"
+    );
+    let err = Conv2d::<f32>::new(1, 1, 2, 1, Padding::Same, false, &mut rng).unwrap_err();
+    assert!(
+        err.to_string().starts_with("Conv2d::new: invalid padding"),
+        "{err}"
+    );
+    assert!(Conv2d::<f32>::new(1, 1, 3, 1, Padding::uniform(2), false, &mut rng).is_ok());
+}
+
+#[test]
 fn conv_layer_lists_and_uses_parameters() {
     let mut rng = StdRng::seed_from_u64(5);
     let weight = init::truncated_normal([4, 2, 3, 3], 0.1, &mut rng).unwrap();

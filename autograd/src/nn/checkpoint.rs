@@ -46,7 +46,7 @@ fn to_le_bytes<T: Float>(data: &[T]) -> Vec<u8> {
     }
 }
 
-/// Decodes a stored tensor, which must have the element type `T`.
+/// Decodes a stored tensor, which must have the element type `T` and finite elements.
 fn decode<T: Float>(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Tensor<T>> {
     if view.dtype() != dtype_of::<T>() {
         return Err(checkpoint_error(
@@ -69,7 +69,18 @@ fn decode<T: Float>(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Te
             .map(|b| T::from_f64(f64::from_le_bytes(b.try_into().expect("8 bytes"))))
             .collect(),
     };
-    Tensor::from_vec(data, view.shape().to_vec())
+    let t = Tensor::from_vec(data, view.shape().to_vec())
+        .map_err(|e| checkpoint_error(path, format!("tensor {name:?}: {e}")))?;
+    if let Some(index) = t.first_non_finite() {
+        return Err(checkpoint_error(
+            path,
+            format!(
+                "tensor {name:?} contains {} at flat index {index}, but checkpoints must contain finite values; the file is corrupt or was saved after training diverged",
+                t.data()[index]
+            ),
+        ));
+    }
+    Ok(t)
 }
 
 /// Writes the parameters of `model`, and the state of `optimizer` if given, to `path`.
@@ -151,8 +162,9 @@ pub fn save_checkpoint<T: Float>(
 ///
 /// # Errors
 /// [`Error::Checkpoint`] naming the tensor if the file cannot be read or parsed (truncated or
-/// corrupt), a parameter is missing, has another shape or element type, the file contains a
-/// parameter the model does not have, or the optimiser state is absent, of another kind or
+/// corrupt), a parameter is missing, has another shape or element type, a parameter or
+/// optimiser buffer contains NaN or ±∞ (the message gives the first flat index), the file contains
+/// a parameter the model does not have, or the optimiser state is absent, of another kind or
 /// does not match the parameters.
 pub fn load_checkpoint<T: Float>(
     path: impl AsRef<Path>,

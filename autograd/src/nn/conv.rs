@@ -30,7 +30,12 @@ impl<T: Float> Conv2d<T> {
     /// `fan_in = in_channels · kernel²`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if a channel count, the kernel or the stride is zero.
+    /// [`Error::InvalidArgument`] if a channel count, the kernel or the stride is zero, or if the
+    /// padding is not smaller than the kernel (or is [`Padding::Same`] with an even kernel).
+    /// The same error reports a weight too large to store (see [`Shape::check_size`]) or one
+    /// the allocator cannot provide.
+    ///
+    /// [`Shape::check_size`]: crate::Shape::check_size
     pub fn new(
         in_channels: usize,
         out_channels: usize,
@@ -48,7 +53,8 @@ impl<T: Float> Conv2d<T> {
                 "every size must be at least 1",
             ));
         }
-        let fan_in = (in_channels * kernel * kernel) as f64;
+        padding.resolve("Conv2d::new", kernel, kernel)?;
+        let fan_in = in_channels as f64 * kernel as f64 * kernel as f64;
         let bound = T::from_f64(1.0 / fan_in.sqrt());
         let weight = Tensor::uniform(
             [out_channels, in_channels, kernel, kernel],
@@ -66,8 +72,10 @@ impl<T: Float> Conv2d<T> {
     /// function.
     ///
     /// # Errors
-    /// [`Error::Shape`] unless the weight is 4-D and the bias is `[out_channels]`;
-    /// [`Error::InvalidArgument`] for stride 0 or a weight or bias holding NaN or ±∞.
+    /// [`Error::Shape`] unless the weight is 4-D with no empty axis and the bias is
+    /// `[out_channels]`. [`Error::InvalidArgument`] for stride 0, for a padding not smaller than
+    /// the kernel on each axis (or [`Padding::Same`] with an even kernel), and for a weight or
+    /// bias containing NaN or ±∞.
     pub fn from_parts(
         weight: Tensor<T>,
         bias: Option<Tensor<T>>,
@@ -79,6 +87,15 @@ impl<T: Float> Conv2d<T> {
                 "Conv2d::from_parts",
                 format!(
                     "the weight must be [out, in, kH, kW], got {}",
+                    weight.shape()
+                ),
+            ));
+        }
+        if weight.dims().contains(&0) {
+            return Err(Error::shape(
+                "Conv2d::from_parts",
+                format!(
+                    "the weight {} has an empty axis; every channel count and kernel length must be at least 1",
                     weight.shape()
                 ),
             ));
@@ -104,6 +121,7 @@ impl<T: Float> Conv2d<T> {
                 "the stride must be at least 1",
             ));
         }
+        padding.resolve("Conv2d::from_parts", weight.dims()[2], weight.dims()[3])?;
         check_finite_parameter("Conv2d::from_parts", "weight", &weight)?;
         if let Some(b) = &bias {
             check_finite_parameter("Conv2d::from_parts", "bias", b)?;

@@ -11,7 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::shape::Shape;
-use crate::tensor::Tensor;
+use crate::tensor::{allocate, Tensor};
 
 /// The number of inputs and outputs that each weight connects, which sets the scale of the
 /// Kaiming and Xavier initialisers.
@@ -28,7 +28,8 @@ impl Fans {
     /// `fan_in = in · Π k`, `fan_out = out · Π k`.
     ///
     /// # Errors
-    /// [`Error::Shape`] for fewer than two axes.
+    /// [`Error::Shape`] for fewer than two axes; [`Error::InvalidArgument`] if a fan overflows
+    /// `usize`.
     pub fn of_weight(shape: &Shape) -> Result<Self> {
         let d = shape.dims();
         if d.len() < 2 {
@@ -37,10 +38,21 @@ impl Fans {
                 format!("a weight needs at least two axes [out, in, …], got {shape}"),
             ));
         }
-        let receptive: usize = d[2..].iter().product();
+        let overflow = || {
+            Error::invalid(
+                "Fans::of_weight",
+                "shape",
+                shape,
+                "the fans overflow usize; use smaller axis lengths",
+            )
+        };
+        let receptive = d[2..]
+            .iter()
+            .try_fold(1usize, |acc, &k| acc.checked_mul(k))
+            .ok_or_else(overflow)?;
         Ok(Fans {
-            fan_in: d[1] * receptive,
-            fan_out: d[0] * receptive,
+            fan_in: d[1].checked_mul(receptive).ok_or_else(overflow)?,
+            fan_out: d[0].checked_mul(receptive).ok_or_else(overflow)?,
         })
     }
 }
@@ -64,7 +76,8 @@ fn check_positive(op: &str, arg: &str, value: f64) -> Result<()> {
 /// The result lies in `[−2·std, 2·std]` and its standard deviation is about `0.88·std`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] unless `std` is finite and positive.
+/// [`Error::InvalidArgument`] unless `std` is finite and positive, if no tensor of the shape can
+/// exist (see [`Shape::check_size`]), or if the allocator cannot provide the memory.
 pub fn truncated_normal<T: Float>(
     shape: impl Into<Shape>,
     std: f64,
@@ -72,18 +85,21 @@ pub fn truncated_normal<T: Float>(
 ) -> Result<Tensor<T>> {
     check_positive("truncated_normal", "std", std)?;
     let shape = shape.into();
-    let data = (0..shape.numel())
-        .map(|_| loop {
-            let z: f64 = StandardNormal.sample(rng);
-            if z.abs() <= 2.0 {
-                break T::from_f64(z * std);
-            }
-        })
-        .collect();
+    let (mut data, n) = allocate::<T>("truncated_normal", &shape)?;
+    data.extend((0..n).map(|_| loop {
+        let z: f64 = StandardNormal.sample(rng);
+        if z.abs() <= 2.0 {
+            break T::from_f64(z * std);
+        }
+    }));
     Tensor::from_vec(data, shape)
 }
 
 /// A tensor filled with `value`, typically a bias (the SoftSort paper's CNN uses 0.1).
+///
+/// # Panics
+/// As [`Tensor::full`], if no tensor of the shape can exist or the memory cannot be allocated;
+/// [`Tensor::try_full`] returns the error instead.
 pub fn constant<T: Float>(shape: impl Into<Shape>, value: f64) -> Tensor<T> {
     Tensor::full(shape, T::from_f64(value))
 }
@@ -129,7 +145,7 @@ pub fn xavier_uniform<T: Float>(
     fans: Fans,
     rng: &mut impl Rng,
 ) -> Result<Tensor<T>> {
-    let total = (fans.fan_in + fans.fan_out) as f64;
+    let total = fans.fan_in as f64 + fans.fan_out as f64;
     check_positive("xavier_uniform", "fan_in + fan_out", total)?;
     let bound = (6.0 / total).sqrt();
     Tensor::uniform(shape, T::from_f64(-bound), T::from_f64(bound), rng)
@@ -144,7 +160,7 @@ pub fn xavier_normal<T: Float>(
     fans: Fans,
     rng: &mut impl Rng,
 ) -> Result<Tensor<T>> {
-    let total = (fans.fan_in + fans.fan_out) as f64;
+    let total = fans.fan_in as f64 + fans.fan_out as f64;
     check_positive("xavier_normal", "fan_in + fan_out", total)?;
     let std = (2.0 / total).sqrt();
     Tensor::normal(shape, T::zero(), T::from_f64(std), rng)

@@ -26,7 +26,11 @@ impl<T: Float> Linear<T> {
     /// `U(−1/sqrt(in), 1/sqrt(in))`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `inputs` or `outputs` is zero.
+    /// [`Error::InvalidArgument`] if `inputs` or `outputs` is zero, if the weight
+    /// `[inputs, outputs]` is too large to store (see [`Shape::check_size`]), or if the
+    /// allocator cannot provide the memory.
+    ///
+    /// [`Shape::check_size`]: crate::Shape::check_size
     pub fn new(inputs: usize, outputs: usize, bias: bool, rng: &mut impl Rng) -> Result<Self> {
         if inputs == 0 || outputs == 0 {
             return Err(Error::invalid(
@@ -48,13 +52,22 @@ impl<T: Float> Linear<T> {
     /// function.
     ///
     /// # Errors
-    /// [`Error::Shape`] unless the weight is `[in, out]` and the bias `[out]`;
-    /// [`Error::InvalidArgument`] if either holds NaN or ±∞.
+    /// [`Error::Shape`] unless the weight is `[in, out]` with `in, out ≥ 1` and the bias
+    /// `[out]`; [`Error::InvalidArgument`] if either contains NaN or ±∞.
     pub fn from_parts(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Result<Self> {
         if weight.ndim() != 2 {
             return Err(Error::shape(
                 "Linear::from_parts",
                 format!("the weight must be [in, out], got {}", weight.shape()),
+            ));
+        }
+        if weight.dims().contains(&0) {
+            return Err(Error::shape(
+                "Linear::from_parts",
+                format!(
+                    "the weight {} has an empty axis; a layer needs at least one input and one output",
+                    weight.shape()
+                ),
             ));
         }
         if let Some(b) = &bias {
