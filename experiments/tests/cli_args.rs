@@ -85,3 +85,125 @@ fn oversized_quantile_and_knn_runs_fail_before_allocating() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// Runs `binary` with `args` and returns (success, stdout, stderr). A run that does not end
+/// within a minute fails the test instead of hanging it.
+fn run_with_timeout(binary: &str, args: &[&str]) -> (bool, String, String) {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("{binary} {args:?} did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (status.success(), stdout, stderr)
+}
+
+#[test]
+fn oversized_speed_runs_fail_before_allocating() {
+    let out = std::env::temp_dir().join("cli-args-speed");
+    let out = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[
+                "--fast-n-max",
+                "18446744073709551615",
+                "--n-max",
+                "200",
+                "--operators",
+                "fast_softsort_abs",
+            ],
+            "invalid fast-n-max = 18446744073709551615",
+        ),
+        (&["--n", "18446744073709551615"], "batch × n × n"),
+        (&["--n", "1000000000"], "batch × n × n = 20 × 1000000000"),
+        (
+            &["--operators", "sinkhorn", "--n", "100000"],
+            "sinkhorn forms a [20, n, n] matrix",
+        ),
+        (
+            &[
+                "--n-max",
+                "18446744073709551615",
+                "--operators",
+                "fast_softsort_abs",
+            ],
+            "invalid n-max = 18446744073709551615",
+        ),
+        (
+            &["--operators", "fused_neuralsort", "--n", "100000000"],
+            "invalid n = 100000000",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut full = args.to_vec();
+        full.extend(["--steps", "1", "--quiet", "--out", out]);
+        let (success, _, stderr) = run_with_timeout(env!("CARGO_BIN_EXE_speed"), &full);
+        assert!(!success, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn speed_allows_the_papers_largest_dense_size() {
+    let config = experiments::speed::SweepConfig {
+        operators: vec![experiments::speed::Operator::Sinkhorn],
+        sizes: vec![4000],
+        fast_sizes: vec![],
+        warmup: 0,
+        steps: 1,
+        skip_after: None,
+        seed: 0,
+    };
+    config.validate().unwrap();
+    assert!(experiments::speed::max_dense_n() >= 4000);
+}
+
+#[test]
+fn grid_stops_quietly_when_stdout_closes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grid"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing the read end before the first line makes every write fail with a broken pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn grid_rejects_zero_steps_and_repetitions() {
+    for (flag, expected) in [
+        ("--steps", "invalid steps = 0"),
+        ("--repetitions", "invalid repetitions = 0"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_grid"))
+            .args([flag, "0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag}: {stderr}");
+        assert!(output.stdout.is_empty(), "{flag}");
+        assert!(stderr.contains(expected), "{flag}: {stderr}");
+    }
+}
