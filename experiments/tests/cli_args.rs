@@ -207,3 +207,180 @@ fn grid_rejects_zero_steps_and_repetitions() {
         assert!(stderr.contains(expected), "{flag}: {stderr}");
     }
 }
+
+#[test]
+fn negative_numbers_reach_validation_or_name_the_flag() {
+    let cases: [(&str, &[&str], &str); 5] = [
+        (
+            env!("CARGO_BIN_EXE_sort-mnist"),
+            &["--lr", "-1"],
+            "invalid lr = -1",
+        ),
+        (
+            env!("CARGO_BIN_EXE_quantile-mnist"),
+            &["--lr", "-1"],
+            "invalid lr = -1",
+        ),
+        (env!("CARGO_BIN_EXE_knn"), &["--lr", "-1"], "invalid lr = -1"),
+        (
+            env!("CARGO_BIN_EXE_sort-mnist"),
+            &["-n", "-3"],
+            "invalid value '-3' for '--n <N>'",
+        ),
+        (
+            env!("CARGO_BIN_EXE_knn"),
+            &["--queries", "-3"],
+            "invalid value '-3' for '--queries <QUERIES>'",
+        ),
+    ];
+    for (binary, args, expected) in cases {
+        let output = Command::new(binary)
+            .args(args)
+            .args(["--steps", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn knn_names_each_bad_setting() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--neighbours", "0"], "invalid neighbours = 0: give --neighbours"),
+        (&["--queries", "0"], "invalid queries = 0: give --queries"),
+        (&["--steps", "0"], "invalid steps = 0: give --steps"),
+        (&["--eval-every", "0"], "invalid eval_every = 0: give --eval-every"),
+        (&["--lr", "nan"], "invalid lr = NaN"),
+        (&["--lr", "0"], "invalid lr = 0"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_knn"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn quantile_lengths_without_a_default_tau_say_why() {
+    for (n, expected) in [
+        ("1", "invalid n = 1: the median of a single number needs no sorting"),
+        ("7", "invalid n = 7: the paper gives default temperatures"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_quantile-mnist"))
+            .args(["-n", n, "--steps", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{n}: {stderr}");
+        assert!(stderr.contains(expected), "{n}: {stderr}");
+        assert!(!stderr.contains("none"), "{n}: {stderr}");
+    }
+}
+
+#[test]
+fn every_binary_has_its_own_help_without_rustdoc_links() {
+    let binaries = [
+        env!("CARGO_BIN_EXE_sort-mnist"),
+        env!("CARGO_BIN_EXE_quantile-mnist"),
+        env!("CARGO_BIN_EXE_knn"),
+        env!("CARGO_BIN_EXE_speed"),
+        env!("CARGO_BIN_EXE_grid"),
+        env!("CARGO_BIN_EXE_report"),
+    ];
+    for binary in binaries {
+        let output = Command::new(binary).arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{binary}");
+        assert!(!help.starts_with("Binaries that reproduce"), "{binary}: {help}");
+        assert!(!help.contains("[`"), "{binary}: {help}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_speed"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(!help.contains("--data"), "{help}");
+    assert!(!help.contains("checkpoint"), "{help}");
+}
+
+/// Writes an IDX data folder `<dir>/mnist` with `count` training and test images of
+/// `side` × `side` pixels whose labels cycle through `digits`.
+fn write_idx_folder(dir: &std::path::Path, side: usize, count: usize, digits: u8) {
+    use experiments::dataset::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+    use experiments::idx::{encode_images, encode_labels, IdxImages};
+    let mnist = dir.join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    let pixels = (0..count * side * side).map(|i| (i % 251) as u8).collect();
+    let images = IdxImages::new(count, side, side, pixels).unwrap();
+    let labels: Vec<u8> = (0..count).map(|i| (i % usize::from(digits)) as u8).collect();
+    for (image_file, label_file) in [(TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)] {
+        std::fs::write(mnist.join(image_file), encode_images(&images)).unwrap();
+        std::fs::write(mnist.join(label_file), encode_labels(&labels)).unwrap();
+    }
+}
+
+#[test]
+fn training_binaries_reject_images_that_are_not_28_by_28() {
+    let dir = std::env::temp_dir().join(format!("cli-args-32px-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_idx_folder(&dir, 32, 240, 10);
+    let out = dir.join("out");
+    for binary in [
+        env!("CARGO_BIN_EXE_sort-mnist"),
+        env!("CARGO_BIN_EXE_quantile-mnist"),
+        env!("CARGO_BIN_EXE_knn"),
+    ] {
+        let output = Command::new(binary)
+            .arg("--data")
+            .arg(&dir)
+            .arg("--out")
+            .arg(&out)
+            .args(["--steps", "1", "--quiet"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{binary}: {stderr}");
+        assert!(
+            stderr.contains("images of the folder") && stderr.contains("are 32 × 32 pixels"),
+            "{binary}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_digits_name_the_split_and_folder() {
+    let dir = std::env::temp_dir().join(format!("cli-args-digits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_idx_folder(&dir, 28, 120, 5);
+    let out = dir.join("out");
+    for binary in [
+        env!("CARGO_BIN_EXE_sort-mnist"),
+        env!("CARGO_BIN_EXE_quantile-mnist"),
+    ] {
+        let output = Command::new(binary)
+            .arg("--data")
+            .arg(&dir)
+            .arg("--out")
+            .arg(&out)
+            .args(["--steps", "1", "--quiet"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{binary}: {stderr}");
+        assert!(
+            stderr.contains("the training split of the folder")
+                && stderr.contains("has no image of digit 5")
+                && stderr.contains("every digit 0–9"),
+            "{binary}: {stderr}"
+        );
+        assert!(!stderr.contains("LargeMnistGenerator"), "{binary}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
