@@ -110,8 +110,18 @@ fn run_with_timeout(binary: &str, args: &[&str]) -> (bool, String, String) {
     };
     let mut stdout = String::new();
     let mut stderr = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     (status.success(), stdout, stderr)
 }
 
@@ -221,7 +231,11 @@ fn negative_numbers_reach_validation_or_name_the_flag() {
             &["--lr", "-1"],
             "invalid lr = -1",
         ),
-        (env!("CARGO_BIN_EXE_knn"), &["--lr", "-1"], "invalid lr = -1"),
+        (
+            env!("CARGO_BIN_EXE_knn"),
+            &["--lr", "-1"],
+            "invalid lr = -1",
+        ),
         (
             env!("CARGO_BIN_EXE_sort-mnist"),
             &["-n", "-3"],
@@ -248,10 +262,16 @@ fn negative_numbers_reach_validation_or_name_the_flag() {
 #[test]
 fn knn_names_each_bad_setting() {
     let cases: [(&[&str], &str); 6] = [
-        (&["--neighbours", "0"], "invalid neighbours = 0: give --neighbours"),
+        (
+            &["--neighbours", "0"],
+            "invalid neighbours = 0: give --neighbours",
+        ),
         (&["--queries", "0"], "invalid queries = 0: give --queries"),
         (&["--steps", "0"], "invalid steps = 0: give --steps"),
-        (&["--eval-every", "0"], "invalid eval_every = 0: give --eval-every"),
+        (
+            &["--eval-every", "0"],
+            "invalid eval_every = 0: give --eval-every",
+        ),
         (&["--lr", "nan"], "invalid lr = NaN"),
         (&["--lr", "0"], "invalid lr = 0"),
     ];
@@ -269,7 +289,10 @@ fn knn_names_each_bad_setting() {
 #[test]
 fn quantile_lengths_without_a_default_tau_say_why() {
     for (n, expected) in [
-        ("1", "invalid n = 1: the median of a single number needs no sorting"),
+        (
+            "1",
+            "invalid n = 1: the median of a single number needs no sorting",
+        ),
         ("7", "invalid n = 7: the paper gives default temperatures"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_quantile-mnist"))
@@ -297,7 +320,10 @@ fn every_binary_has_its_own_help_without_rustdoc_links() {
         let output = Command::new(binary).arg("--help").output().unwrap();
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{binary}");
-        assert!(!help.starts_with("Binaries that reproduce"), "{binary}: {help}");
+        assert!(
+            !help.starts_with("Binaries that reproduce"),
+            "{binary}: {help}"
+        );
         assert!(!help.contains("[`"), "{binary}: {help}");
     }
     let output = Command::new(env!("CARGO_BIN_EXE_speed"))
@@ -318,7 +344,9 @@ fn write_idx_folder(dir: &std::path::Path, side: usize, count: usize, digits: u8
     std::fs::create_dir_all(&mnist).unwrap();
     let pixels = (0..count * side * side).map(|i| (i % 251) as u8).collect();
     let images = IdxImages::new(count, side, side, pixels).unwrap();
-    let labels: Vec<u8> = (0..count).map(|i| (i % usize::from(digits)) as u8).collect();
+    let labels: Vec<u8> = (0..count)
+        .map(|i| (i % usize::from(digits)) as u8)
+        .collect();
     for (image_file, label_file) in [(TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)] {
         std::fs::write(mnist.join(image_file), encode_images(&images)).unwrap();
         std::fs::write(mnist.join(label_file), encode_labels(&labels)).unwrap();
@@ -380,7 +408,10 @@ fn missing_digits_name_the_split_and_folder() {
                 && stderr.contains("every digit 0–9"),
             "{binary}: {stderr}"
         );
-        assert!(!stderr.contains("LargeMnistGenerator"), "{binary}: {stderr}");
+        assert!(
+            !stderr.contains("LargeMnistGenerator"),
+            "{binary}: {stderr}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

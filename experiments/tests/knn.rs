@@ -353,7 +353,7 @@ fn binary_explains_missing_fashion_mnist() {
 }
 
 #[test]
-fn sizes_above_the_available_images_are_listed_as_capped() {
+fn capped_sizes_list_oversized_sets() {
     let data = experiments::Dataset::embedded_mnist_sample().unwrap();
     let config = KnnConfig {
         validation_size: Some(data.validation.len() + 1),
@@ -386,7 +386,16 @@ fn binary_logs_a_capped_size() {
         .current_dir(&dir)
         .arg("--out")
         .arg(dir.join("out"))
-        .args(["--steps", "1", "--queries", "10", "--neighbours", "10", "--k", "3"])
+        .args([
+            "--steps",
+            "1",
+            "--queries",
+            "10",
+            "--neighbours",
+            "10",
+            "--k",
+            "3",
+        ])
         .args(["--reference-size", "200", "--validation-size", "20"])
         .args(["--test-size", "999999"])
         .env_remove("SOFTSORT_DATA")
@@ -411,7 +420,10 @@ fn a_checkpoint_that_cannot_be_created_names_its_path() {
     let path = temp_dir("checkpoint").join("missing-folder/best.safetensors");
     let mut best = BestCheckpoint::new(path.clone());
     let message = best.offer(0.5, &model).unwrap_err().to_string();
-    assert!(message.starts_with(&format!("writing {} failed: ", path.display())), "{message}");
+    assert!(
+        message.starts_with(&format!("writing {} failed: ", path.display())),
+        "{message}"
+    );
     assert!(!message.contains("Os {"), "{message}");
     assert_eq!(best.best_score(), None);
 }

@@ -197,7 +197,11 @@ impl KnnConfig {
     /// for more images than `data` has; [`train_and_test`] uses all the images of such a set.
     pub fn capped_sizes(&self, data: &Dataset) -> Vec<SizeCap> {
         [
-            ("--validation-size", self.validation_size, data.validation.len()),
+            (
+                "--validation-size",
+                self.validation_size,
+                data.validation.len(),
+            ),
             ("--reference-size", self.reference_size, data.train.len()),
             ("--test-size", self.test_size, data.test.len()),
         ]

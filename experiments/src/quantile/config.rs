@@ -184,18 +184,17 @@ impl QuantileConfig {
     /// [`Error::InvalidArgument`] if no temperature is given for a length without a published
     /// one, or if the temperature is not positive and finite.
     pub fn resolved_tau(&self) -> Result<f64> {
-        let tau = match self.tau.or_else(|| default_tau(self.method, self.n)) {
-            Some(tau) => tau,
-            None => {
-                return Err(Error::invalid(
+        let tau =
+            match self.tau.or_else(|| default_tau(self.method, self.n)) {
+                Some(tau) => tau,
+                None => return Err(Error::invalid(
                     "quantile-mnist",
                     "n",
                     self.n,
                     "the paper gives default temperatures for n = 5, 9 and 15 only; pass --tau \
                      to choose one for this n",
-                ))
-            }
-        };
+                )),
+            };
         if !(tau.is_finite() && tau > 0.0) {
             return Err(Error::invalid(
                 "quantile-mnist",

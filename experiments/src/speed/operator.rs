@@ -81,7 +81,10 @@ impl Operator {
     pub fn forms_dense_matrix(self) -> bool {
         matches!(
             self,
-            Operator::SoftsortSq | Operator::SoftsortAbs | Operator::Neuralsort | Operator::Sinkhorn
+            Operator::SoftsortSq
+                | Operator::SoftsortAbs
+                | Operator::Neuralsort
+                | Operator::Sinkhorn
         )
     }
 
