@@ -7,6 +7,9 @@ use crate::data_source::{resolve_data_dir, DataOrigin, DataSource, DATA_ENV_VAR}
 use crate::error::{Error, Result};
 use crate::idx::{read_images, read_labels};
 use crate::labeled_images::LabeledImages;
+
+/// The side in pixels of the MNIST and Fashion-MNIST images that every network takes.
+pub const IMAGE_SIDE: usize = 28;
 use crate::sample;
 
 /// The file name of the training images, without a `.gz` suffix.
@@ -189,6 +192,66 @@ impl Dataset {
             test,
             source,
         })
+    }
+
+    /// Names where the images came from, for error messages: the folder, or the embedded
+    /// sample.
+    pub fn origin(&self) -> String {
+        match &self.source {
+            DataSource::Files { dir, .. } => format!("the folder {}", dir.display()),
+            DataSource::EmbeddedSample => "the embedded MNIST sample".to_string(),
+        }
+    }
+
+    /// Returns the training, validation and test sets with their names.
+    pub fn splits(&self) -> [(&'static str, &LabeledImages); 3] {
+        [
+            ("training", &self.train),
+            ("validation", &self.validation),
+            ("test", &self.test),
+        ]
+    }
+
+    /// Checks that every image is [`IMAGE_SIDE`] × [`IMAGE_SIDE`] pixels, the input size of
+    /// the experiments' networks.
+    ///
+    /// # Errors
+    /// [`Error::Dataset`] naming the split, the folder and the size found.
+    pub fn check_image_size(&self) -> Result<()> {
+        for (name, images) in self.splits() {
+            if (images.rows(), images.cols()) != (IMAGE_SIDE, IMAGE_SIDE) {
+                return Err(Error::dataset(format!(
+                    "the {name} images of {} are {} × {} pixels, but the networks take \
+                     {IMAGE_SIDE} × {IMAGE_SIDE} MNIST or Fashion-MNIST images; pass --data \
+                     a folder with those IDX files",
+                    self.origin(),
+                    images.rows(),
+                    images.cols()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that each split holds at least one image of every digit 0–9, which the
+    /// large-MNIST sequences need (their digits are drawn per label).
+    ///
+    /// # Errors
+    /// [`Error::Dataset`] naming the split, the folder and the missing digit.
+    pub fn check_every_digit(&self) -> Result<()> {
+        for (name, images) in self.splits() {
+            let counts = images.label_counts();
+            if let Some(digit) = counts.iter().position(|&count| count == 0) {
+                return Err(Error::dataset(format!(
+                    "the {name} split of {} ({} images) has no image of digit {digit}; the \
+                     large-MNIST sequences need every digit 0–9 in each split, so pass --data a \
+                     folder with the full MNIST files (scripts/fetch-data.sh)",
+                    self.origin(),
+                    images.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A one-line description of the data: which dataset, where it came from and the sizes of

@@ -97,8 +97,25 @@ pub const SORT_MNIST_LENGTHS: [usize; 5] = [3, 5, 7, 9, 15];
 /// Lists the command lines of every experiment, or of the one named `only`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `only` names no experiment.
+/// [`Error::InvalidArgument`] if `only` names no experiment, for zero repetitions or for zero
+/// training steps.
 pub fn grid_lines(options: &GridOptions, only: Option<&str>) -> Result<Vec<String>> {
+    if options.repetitions == 0 {
+        return Err(Error::invalid(
+            "grid",
+            "repetitions",
+            0,
+            "give --repetitions 1 or more (the paper uses 10)",
+        ));
+    }
+    if options.steps == Some(0) {
+        return Err(Error::invalid(
+            "grid",
+            "steps",
+            0,
+            "give --steps 1 or more, or leave it out for each binary's default",
+        ));
+    }
     if let Some(name) = only {
         if !EXPERIMENTS.iter().any(|(known, _)| *known == name) {
             let known: Vec<&str> = EXPERIMENTS.iter().map(|(known, _)| *known).collect();

@@ -14,4 +14,4 @@ mod train;
 pub use classify::{accuracy, knn_classify, majority_vote, nearest_neighbours, Neighbour};
 pub use embed::{embed_all, images_to_tensor};
 pub use loss::{knn_loss, negative_squared_distances, Sorter};
-pub use train::{train_and_test, Evaluation, KnnConfig, KnnOutcome};
+pub use train::{train_and_test, Evaluation, KnnConfig, KnnOutcome, SizeCap};

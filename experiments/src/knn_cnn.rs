@@ -26,7 +26,7 @@ use autograd::{Error, Padding, Result, Tensor, Var};
 use rand::Rng;
 
 /// The side of the square input images.
-pub const IMAGE_SIDE: usize = 28;
+pub use crate::dataset::IMAGE_SIDE;
 /// The side of the square convolution kernels.
 pub const KERNEL: usize = 5;
 /// The channels of the first convolution.

@@ -86,8 +86,11 @@ pub struct Collected {
 /// Files of other experiments and files that do not parse are listed in
 /// [`Collected::skipped`].
 ///
+/// Results whose accuracies are not finite fractions in `[0, 1]` are skipped with a reason
+/// that names the field.
+///
 /// # Errors
-/// [`Error::Io`] if a folder cannot be listed.
+/// [`Error::InvalidArgument`] if `dir` is a file, [`Error::Io`] if a folder cannot be listed.
 pub fn collect_results(dir: &Path) -> Result<Collected> {
     let mut files = Vec::new();
     list_json_files(dir, &mut files)?;
@@ -101,7 +104,10 @@ pub fn collect_results(dir: &Path) -> Result<Collected> {
                     .push((file, format!("not a {EXPERIMENT} result")));
             }
             Ok(value) => match serde_json::from_value::<SortMnistResult>(value) {
-                Ok(result) => collected.results.push(result),
+                Ok(result) => match check_accuracies(&result) {
+                    Ok(()) => collected.results.push(result),
+                    Err(reason) => collected.skipped.push((file, reason)),
+                },
                 Err(error) => collected.skipped.push((file, error.to_string())),
             },
             Err(error) => collected.skipped.push((file, error.to_string())),
@@ -110,8 +116,42 @@ pub fn collect_results(dir: &Path) -> Result<Collected> {
     Ok(collected)
 }
 
+/// Checks that the accuracies of `result` are finite fractions in `[0, 1]`, and otherwise
+/// returns a reason that names the field and its value.
+fn check_accuracies(result: &SortMnistResult) -> std::result::Result<(), String> {
+    let fields = [
+        ("test_all_correct", result.test_all_correct),
+        ("test_any_correct", result.test_any_correct),
+        (
+            "best_validation_all_correct",
+            result.best_validation_all_correct,
+        ),
+    ];
+    for (field, value) in fields {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(format!(
+                "invalid {field} = {value:e}: an accuracy is a fraction in [0, 1]; rerun \
+                 {EXPERIMENT} for this configuration or remove the file"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Appends every `*.json` file in `dir` and its subfolders to `files`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `dir` is a file, [`Error::Io`] if a folder cannot be listed.
 pub(crate) fn list_json_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::invalid(
+            "report",
+            "RESULTS",
+            dir.display(),
+            "RESULTS must be a folder; give the folder that holds the *.json result files \
+             (it is searched with its subfolders)",
+        ));
+    }
     let io_error = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -182,7 +222,8 @@ pub fn table1_markdown(cells: &[Cell]) -> String {
     let mut rows: Vec<(Method, usize)> = cells.iter().map(|c| (c.method, c.steps)).collect();
     rows.dedup();
     for (method, steps) in rows {
-        table.push_str(&format!("| {method}, {steps} steps |"));
+        let unit = if steps == 1 { "step" } else { "steps" };
+        table.push_str(&format!("| {method}, {steps} {unit} |"));
         for n in &lengths {
             let cell = cells
                 .iter()

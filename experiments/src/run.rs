@@ -36,7 +36,7 @@ pub struct CommonArgs {
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
     /// Seed of every random draw: initialisation, batches and noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Hide the progress bar and the log lines on standard error.
     #[arg(long)]
@@ -149,11 +149,18 @@ impl BestCheckpoint {
     /// first one, and returns whether it did. Ties keep the earlier model.
     ///
     /// # Errors
-    /// [`autograd::Error::Checkpoint`] (wrapped) if the file cannot be written.
+    /// [`Error::Write`] naming the path if the file cannot be created,
+    /// [`autograd::Error::Checkpoint`] (wrapped) if writing it fails later.
     pub fn offer(&mut self, score: f64, model: &dyn Module<f32>) -> Result<bool> {
         if self.best.is_some_and(|best| score <= best) {
             return Ok(false);
         }
+        // Creating the file first turns the common failures (a missing folder, no permission)
+        // into an error that prints the path and the cause plainly.
+        std::fs::File::create(&self.path).map_err(|source| Error::Write {
+            path: self.path.clone(),
+            source,
+        })?;
         save_checkpoint(&self.path, model, None)?;
         self.best = Some(score);
         Ok(true)

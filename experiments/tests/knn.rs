@@ -351,3 +351,79 @@ fn binary_explains_missing_fashion_mnist() {
         "{stderr}"
     );
 }
+
+#[test]
+fn capped_sizes_list_oversized_sets() {
+    let data = experiments::Dataset::embedded_mnist_sample().unwrap();
+    let config = KnnConfig {
+        validation_size: Some(data.validation.len() + 1),
+        reference_size: Some(10),
+        test_size: Some(1_000_000),
+        ..KnnConfig::default()
+    };
+    let caps = config.capped_sizes(&data);
+    assert_eq!(
+        caps,
+        vec![
+            experiments::knn::SizeCap {
+                flag: "--validation-size",
+                requested: data.validation.len() + 1,
+                available: data.validation.len(),
+            },
+            experiments::knn::SizeCap {
+                flag: "--test-size",
+                requested: 1_000_000,
+                available: data.test.len(),
+            },
+        ]
+    );
+}
+
+#[test]
+fn binary_logs_a_capped_size() {
+    let dir = temp_dir("capped");
+    let output = Command::new(env!("CARGO_BIN_EXE_knn"))
+        .current_dir(&dir)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args([
+            "--steps",
+            "1",
+            "--queries",
+            "10",
+            "--neighbours",
+            "10",
+            "--k",
+            "3",
+        ])
+        .args(["--reference-size", "200", "--validation-size", "20"])
+        .args(["--test-size", "999999"])
+        .env_remove("SOFTSORT_DATA")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--test-size 999999 exceeds the 500 images available; capped to 500"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--validation-size"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_created_names_its_path() {
+    use experiments::run::BestCheckpoint;
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let model = experiments::knn_cnn::EmbeddingCnn::new(&mut rng).unwrap();
+    let path = temp_dir("checkpoint").join("missing-folder/best.safetensors");
+    let mut best = BestCheckpoint::new(path.clone());
+    let message = best.offer(0.5, &model).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("writing {} failed: ", path.display())),
+        "{message}"
+    );
+    assert!(!message.contains("Os {"), "{message}");
+    assert_eq!(best.best_score(), None);
+}

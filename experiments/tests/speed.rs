@@ -206,6 +206,14 @@ fn fast_sizes_extend_dense_range() {
     );
 }
 
+#[test]
+fn fast_sizes_end_at_the_largest_usize() {
+    let sizes = fast_sizes(&[100, 200], usize::MAX);
+    assert_eq!(sizes.last(), Some(&usize::MAX));
+    assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
+    assert_eq!(sizes[2], 500);
+}
+
 fn tiny_config(operators: Vec<Operator>) -> SweepConfig {
     SweepConfig {
         operators,

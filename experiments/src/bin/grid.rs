@@ -8,7 +8,9 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use experiments::grid::{grid_lines, GridOptions};
@@ -39,7 +41,7 @@ struct Cli {
     steps: Option<usize>,
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = GridOptions {
         repetitions: cli.repetitions,
@@ -49,14 +51,28 @@ fn main() {
         steps: cli.steps,
     };
     match grid_lines(&options, cli.experiment.as_deref()) {
-        Ok(lines) => {
-            for line in lines {
-                println!("{line}");
-            }
-        }
+        Ok(lines) => print_lines(&lines),
         Err(error) => {
             log(format!("error: {error}"));
-            std::process::exit(1);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `lines` on standard output. A reader that closes the pipe early (`grid | head -1`)
+/// ends the output quietly with success; any other write error is reported.
+fn print_lines(lines: &[String]) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let written = lines
+        .iter()
+        .try_for_each(|line| writeln!(stdout, "{line}"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            log(format!("error: writing the command lines failed: {error}"));
+            ExitCode::FAILURE
         }
     }
 }

@@ -54,35 +54,35 @@ struct Args {
     sorter: SorterArg,
     /// Number of neighbours k, in training and in the exact-kNN evaluation (the SoftSort paper
     /// (Prillo & Eisenschlos 2020) tries 1, 3, 5 and 9).
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = 9, allow_negative_numbers = true)]
     k: usize,
     /// Temperature of the sorting operator.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     tau: f64,
     /// SGD learning rate (momentum 0.9, weight decay 5e-4).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     lr: f64,
     /// Training steps.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, allow_negative_numbers = true)]
     steps: usize,
     /// Query images per step.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     queries: usize,
     /// Candidate neighbours per query set and step.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     neighbours: usize,
     /// Steps between validation runs (the last step is always validated).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     eval_every: usize,
     /// Validation images to use, from the start of the validation set [default: all].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     validation_size: Option<usize>,
     /// Training images to use as the kNN reference set in validation and test, from the start
     /// of the training set [default: all].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     reference_size: Option<usize>,
     /// Test images to use, from the start of the test set [default: all].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     test_size: Option<usize>,
 }
 
@@ -132,8 +132,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     config.validate()?;
     let data = Dataset::load(kind, args.common.data.as_deref())?;
+    data.check_image_size()?;
     if !args.common.quiet {
         log(data.summary());
+        for cap in config.capped_sizes(&data) {
+            log(format!(
+                "{} {} exceeds the {} images available; capped to {}",
+                cap.flag, cap.requested, cap.available, cap.available
+            ));
+        }
     }
     let out = create_output_dir(&args.common.out)?;
     let stem = format!("knn-{}-{}-k{}", kind.dir_name(), config.sorter, config.k);

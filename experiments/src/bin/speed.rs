@@ -1,6 +1,6 @@
 //! Times one SGD training step of each sorting operator on the SoftSort paper's synthetic
 //! speed task, for a range of sizes n, and writes `speed.csv`, `speed.svg` and `speed.json`
-//! to the `--out` folder. The scores are generated, so `--data` is ignored.
+//! to the `--out` folder. The scores are generated, so it reads no data.
 //!
 //! ```sh
 //! cargo run --release -p experiments --bin speed -- --n-max 2000 --skip-after 2 --out results/speed
@@ -14,20 +14,29 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::Parser;
-use experiments::run::{create_output_dir, log, progress_bar, write_json, CommonArgs};
+use std::path::PathBuf;
+
+use experiments::run::{create_output_dir, log, progress_bar, write_json};
 use experiments::speed::{
     fast_sizes, run_sweep, size_range, write_csv, write_svg, AxisScale, Measurement, Operator,
-    Progress, SweepConfig, SweepResult, BATCH,
+    Progress, SweepConfig, SweepResult, BATCH, MAX_FAST_N,
 };
 use serde::Serialize;
 
 /// Times the SoftSort paper's speed task (20 rows of n scores trained towards the identity
 /// permutation with SGD) for each sorting operator and size n.
 #[derive(Debug, Parser, Serialize)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
+    /// Output folder for speed.csv, speed.svg and speed.json; created if missing.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out: PathBuf,
+    /// Seed of the initial scores.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hide the progress bar and the log lines on standard error.
+    #[arg(long)]
+    quiet: bool,
     /// Operators to time, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Operator::ALL.to_vec())]
     operators: Vec<Operator>,
@@ -43,7 +52,8 @@ struct Args {
     /// Step between the sizes of the range.
     #[arg(long, default_value_t = 100)]
     n_step: usize,
-    /// Largest n of the fast operators, which also run at 1, 2, 5 × 10^k above the range.
+    /// Largest n of the fast operators, which also run at 1, 2, 5 × 10^k above the range
+    /// (at most 10000000).
     #[arg(long, default_value_t = 100_000)]
     fast_n_max: usize,
     /// Untimed training steps before the timed ones, per operator and n.
@@ -126,6 +136,14 @@ fn sweep_config(args: &Args) -> experiments::Result<SweepConfig> {
         }
         None => size_range(args.n_min, args.n_max, args.n_step)?,
     };
+    if args.fast_n_max > MAX_FAST_N {
+        return Err(experiments::Error::invalid(
+            "speed",
+            "fast-n-max",
+            args.fast_n_max,
+            format!("give at most {MAX_FAST_N} (one step at n = 10^6 takes about 70 ms)"),
+        ));
+    }
     Ok(SweepConfig {
         operators: args.operators.clone(),
         fast_sizes: fast_sizes(&sizes, args.fast_n_max),
@@ -133,18 +151,18 @@ fn sweep_config(args: &Args) -> experiments::Result<SweepConfig> {
         warmup: args.warmup,
         steps: args.steps,
         skip_after: args.skip_after,
-        seed: args.common.seed,
+        seed: args.seed,
     })
 }
 
 fn run(args: &Args) -> experiments::Result<String> {
     let config = sweep_config(args)?;
     config.validate()?;
-    let out = create_output_dir(&args.common.out)?;
+    let out = create_output_dir(&args.out)?;
     let environment = Environment::current();
 
-    let bar = progress_bar(config.total_steps(), args.common.quiet);
-    let quiet = args.common.quiet;
+    let bar = progress_bar(config.total_steps(), args.quiet);
+    let quiet = args.quiet;
     let result = run_sweep(&config, |progress| match progress {
         Progress::Step { operator, n, loss } => {
             bar.set_message(format!("{operator} n={n} loss {loss:.4}"));

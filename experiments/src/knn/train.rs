@@ -95,10 +95,19 @@ impl KnnConfig {
             }
         };
         check(
+            self.neighbours >= 1,
+            "neighbours",
+            self.neighbours.to_string(),
+            "give --neighbours 1 or more (the candidate neighbours of each query per step)",
+        )?;
+        check(
             self.k >= 1 && self.k <= self.neighbours,
             "k",
             self.k.to_string(),
-            "must be between 1 and the number of neighbours per step",
+            &format!(
+                "give --k between 1 and --neighbours ({}), the candidates per step",
+                self.neighbours
+            ),
         )?;
         check(
             self.tau.is_finite() && self.tau > 0.0,
@@ -107,14 +116,24 @@ impl KnnConfig {
             "the temperature must be positive and finite",
         )?;
         check(
-            self.steps >= 1 && self.queries >= 1 && self.eval_every >= 1 && self.embed_batch >= 1,
-            "(steps, queries, eval_every, embed_batch)",
-            format!(
-                "({}, {}, {}, {})",
-                self.steps, self.queries, self.eval_every, self.embed_batch
-            ),
-            "every count must be at least 1",
+            self.lr.is_finite() && self.lr > 0.0,
+            "lr",
+            self.lr.to_string(),
+            "the learning rate must be positive and finite",
         )?;
+        for (arg, count, flag) in [
+            ("steps", self.steps, "--steps"),
+            ("queries", self.queries, "--queries"),
+            ("eval_every", self.eval_every, "--eval-every"),
+            ("embed_batch", self.embed_batch, "the embedding batch size"),
+        ] {
+            check(
+                count >= 1,
+                arg,
+                count.to_string(),
+                &format!("give {flag} 1 or more"),
+            )?;
+        }
         for (arg, size) in [
             ("validation_size", self.validation_size),
             ("reference_size", self.reference_size),
@@ -159,6 +178,43 @@ impl KnnConfig {
                 "the relaxed permutation matrices of a step hold at most {MAX_RELAXATION_ENTRIES} entries; lower --queries or --neighbours"
             ),
         )
+    }
+}
+
+/// A size setting above the number of images available, which the run lowers to that number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SizeCap {
+    /// The command-line flag of the setting, such as `--test-size`.
+    pub flag: &'static str,
+    /// The value asked for.
+    pub requested: usize,
+    /// The images available, which the run uses instead.
+    pub available: usize,
+}
+
+impl KnnConfig {
+    /// Lists the settings among `validation_size`, `reference_size` and `test_size` that ask
+    /// for more images than `data` has; [`train_and_test`] uses all the images of such a set.
+    pub fn capped_sizes(&self, data: &Dataset) -> Vec<SizeCap> {
+        [
+            (
+                "--validation-size",
+                self.validation_size,
+                data.validation.len(),
+            ),
+            ("--reference-size", self.reference_size, data.train.len()),
+            ("--test-size", self.test_size, data.test.len()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, size, available)| {
+            size.filter(|&requested| requested > available)
+                .map(|requested| SizeCap {
+                    flag,
+                    requested,
+                    available,
+                })
+        })
+        .collect()
     }
 }
 

@@ -101,7 +101,7 @@ pub fn default_tau(method: Method, n: usize) -> Option<f64> {
 #[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
 pub struct QuantileConfig {
     /// Sequence length n; must be odd so that the median is one element.
-    #[arg(short, long, default_value_t = 5)]
+    #[arg(short, long, default_value_t = 5, allow_negative_numbers = true)]
     pub n: usize,
     /// Sorting relaxation and loss.
     #[arg(long, value_enum, default_value_t = Method::DetSoftsort)]
@@ -111,29 +111,29 @@ pub struct QuantileConfig {
     #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
     /// Training steps (one batch of M sequences each).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
     pub steps: usize,
     /// Sequences per training batch (M).
-    #[arg(long, default_value_t = BATCH_SEQUENCES)]
+    #[arg(long, default_value_t = BATCH_SEQUENCES, allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Gumbel samples per sequence for the stochastic methods.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     pub samples: usize,
     /// Learning rate of each network's Adam optimiser.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f64,
     /// Validation sequences per evaluation, drawn from the validation images (the same
     /// sequences every time).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     pub eval_size: usize,
     /// Test sequences, drawn from the test images, evaluated once with the best model.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub test_size: usize,
     /// Training steps between two validations; the last step is always validated.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, allow_negative_numbers = true)]
     pub eval_every: usize,
     /// Sequences per forward pass during evaluation; bounds the memory, not the result.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub eval_chunk: usize,
     /// Parameter initialisation of both networks.
     #[arg(long, value_enum, default_value_t = CnnInit::TruncatedNormal)]
@@ -184,20 +184,17 @@ impl QuantileConfig {
     /// [`Error::InvalidArgument`] if no temperature is given for a length without a published
     /// one, or if the temperature is not positive and finite.
     pub fn resolved_tau(&self) -> Result<f64> {
-        let tau = match self.tau.or_else(|| default_tau(self.method, self.n)) {
-            Some(tau) => tau,
-            None => {
-                return Err(Error::invalid(
+        let tau =
+            match self.tau.or_else(|| default_tau(self.method, self.n)) {
+                Some(tau) => tau,
+                None => return Err(Error::invalid(
                     "quantile-mnist",
-                    "tau",
-                    "none",
-                    format!(
-                    "the paper gives temperatures for n = 5, 9 and 15 only; pass --tau for n = {}",
-                    self.n
-                ),
-                ))
-            }
-        };
+                    "n",
+                    self.n,
+                    "the paper gives default temperatures for n = 5, 9 and 15 only; pass --tau \
+                     to choose one for this n",
+                )),
+            };
         if !(tau.is_finite() && tau > 0.0) {
             return Err(Error::invalid(
                 "quantile-mnist",
@@ -220,6 +217,15 @@ impl QuantileConfig {
                 "n",
                 self.n,
                 "the sequence length must be odd so that the median is one element",
+            ));
+        }
+        if self.n < 3 {
+            return Err(Error::invalid(
+                "quantile-mnist",
+                "n",
+                self.n,
+                "the median of a single number needs no sorting; give n = 3 or more (the \
+                 paper uses 5, 9 and 15)",
             ));
         }
         self.resolved_tau()?;

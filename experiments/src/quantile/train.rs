@@ -115,9 +115,13 @@ pub fn run(config: &QuantileConfig) -> Result<QuantileResult> {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for invalid settings (see [`QuantileConfig::validate`]) or a
-/// non-finite training loss; errors of the data, networks, operators and files.
+/// non-finite training loss; [`Error::Dataset`] for data that does not fit
+/// ([`Dataset::check_image_size`], [`Dataset::check_every_digit`]); errors of the data,
+/// networks, operators and files.
 pub fn run_on(config: &QuantileConfig, data: &Dataset) -> Result<QuantileResult> {
     config.validate()?;
+    data.check_image_size()?;
+    data.check_every_digit()?;
     let started = Instant::now();
     let tau = config.resolved_tau()?;
     let seed = config.common.seed;

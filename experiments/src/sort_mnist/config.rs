@@ -102,35 +102,35 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = Method::DetSoftsort)]
     pub method: Method,
     /// Length of each sequence of numbers (Table 1 uses 3, 5, 7, 9 and 15).
-    #[arg(short, long, default_value_t = 3)]
+    #[arg(short, long, default_value_t = 3, allow_negative_numbers = true)]
     pub n: usize,
     /// Temperature τ of the relaxation [default: 1024 for n ≤ 7, 128 above].
     #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
     /// Number of training steps (one batch each).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1500, allow_negative_numbers = true)]
     pub steps: usize,
     /// Sequences per batch (M).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, allow_negative_numbers = true)]
     pub lr: f64,
     /// Gumbel samples per sequence for the stochastic methods.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     pub samples: usize,
     /// Sinkhorn iterations (row then column normalisation) for the Sinkhorn methods.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub sinkhorn_iterations: usize,
     /// Steps between evaluations on the validation sequences; the last step is always
     /// evaluated.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     pub eval_every: usize,
     /// Validation sequences drawn from the validation images at each evaluation.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub eval_size: usize,
     /// Test sequences drawn from the test images for the final test of the best model.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, allow_negative_numbers = true)]
     pub test_size: usize,
     /// Compute the det-softsort loss with the O(n log n) operator instead of forming P.
     #[arg(long)]

@@ -39,7 +39,8 @@ const EVAL_CHUNK_IMAGES: usize = 1000;
 /// Log lines and the progress bar go to standard error unless `config.common.quiet` is set.
 ///
 /// # Errors
-/// A bad setting ([`Config::validate`]), data that cannot be loaded, a non-finite training
+/// A bad setting ([`Config::validate`]), data that cannot be loaded or does not fit
+/// ([`Dataset::check_image_size`], [`Dataset::check_every_digit`]), a non-finite training
 /// loss (try a larger temperature or a smaller learning rate), or a file that cannot be
 /// written.
 pub fn run(config: &Config) -> Result<SortMnistResult> {
@@ -59,6 +60,8 @@ pub fn run(config: &Config) -> Result<SortMnistResult> {
 /// As [`run`], except loading.
 pub fn run_with_data(config: &Config, data: &Dataset, started: Instant) -> Result<SortMnistResult> {
     config.validate()?;
+    data.check_image_size()?;
+    data.check_every_digit()?;
     let quiet = config.common.quiet;
     let say = |message: String| {
         if !quiet {

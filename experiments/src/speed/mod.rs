@@ -34,7 +34,8 @@ mod task;
 pub use operator::{Operator, NEURALSORT_TAU, SINKHORN_ITERATIONS, SINKHORN_TAU, SOFTSORT_TAU};
 pub use output::{csv_table, write_csv, write_svg, AxisScale};
 pub use sweep::{
-    fast_sizes, run_sweep, size_range, Measurement, Progress, Skip, SweepConfig, SweepResult,
+    fast_sizes, max_dense_n, run_sweep, size_range, Measurement, Progress, Skip, SweepConfig,
+    SweepResult, MAX_DENSE_ENTRIES, MAX_FAST_N,
 };
 pub use task::{
     min_max_normalize, task_loss, SpeedScores, TrainingRun, BATCH, LEARNING_RATE, MOMENTUM,

@@ -33,15 +33,15 @@ pub enum Operator {
     /// Dense Sinkhorn: 20 log-domain rounds on the squared SoftSort logits
     /// `−(ŝ_i − s_j)²`, τ = 0.1.
     Sinkhorn,
-    /// SoftSort with `|·|`, τ = 0.1, as the O(n log n) loss
-    /// [`fast::SoftSortPermutationNll`], which never forms `P`.
+    /// SoftSort with `|·|`, τ = 0.1, as the O(n log n) loss `fast::SoftSortPermutationNll`,
+    /// which never forms `P`.
     FastSoftsortAbs,
     /// SoftSort with `(·)²`, τ = 0.1, as the fused loss
-    /// [`fast::SquaredSoftSortPermutationNll`]: the same O(n²) work as `softsort_sq`, one row
-    /// of `P` at a time, without storing `P` or its gradient.
-    FusedSoftsortSq,
-    /// NeuralSort, τ = 100, as the fused loss [`fast::NeuralSortPermutationNll`], one row of
+    /// `fast::SquaredSoftSortPermutationNll`: the same O(n²) work as `softsort_sq`, one row of
     /// `P` at a time, without storing `P` or its gradient.
+    FusedSoftsortSq,
+    /// NeuralSort, τ = 100, as the fused loss `fast::NeuralSortPermutationNll`, one row of `P`
+    /// at a time, without storing `P` or its gradient.
     FusedNeuralsort,
 }
 
@@ -74,6 +74,18 @@ impl Operator {
     /// Returns whether the operator avoids the dense `[20, n, n]` matrix and so runs to larger `n`.
     pub fn is_fast(self) -> bool {
         matches!(self, Operator::FastSoftsortAbs)
+    }
+
+    /// Returns whether the operator stores the dense `[20, n, n]` matrix `P`, so that its
+    /// memory grows with `n²`. The fast and fused operators keep only O(n) per row.
+    pub fn forms_dense_matrix(self) -> bool {
+        matches!(
+            self,
+            Operator::SoftsortSq
+                | Operator::SoftsortAbs
+                | Operator::Neuralsort
+                | Operator::Sinkhorn
+        )
     }
 
     /// Computes the speed task's loss `mean(1 − log diag P)` for normalised scores of shape

@@ -3,8 +3,18 @@
 use serde::Serialize;
 
 use super::operator::Operator;
-use super::task::TrainingRun;
+use super::task::{TrainingRun, BATCH};
 use crate::error::{Error, Result};
+use crate::limits::{check_product, MAX_RELAXATION_ENTRIES};
+
+/// Upper bound on `n` for the operators that never form the dense `[B, n, n]` matrix. One
+/// step of `fast_softsort_abs` at n = 10^6 took about 70 ms on 2 cores (release build), so
+/// the bound still allows sweeps well past the dense sizes.
+pub const MAX_FAST_N: usize = 10_000_000;
+
+/// Upper bound on the entries `B · n · n` of the dense matrix of one step (2 GB in f32),
+/// which allows the paper's largest size n = 4000.
+pub const MAX_DENSE_ENTRIES: usize = MAX_RELAXATION_ENTRIES * 4;
 
 /// The settings of a sweep: the operators, their sizes and the number of steps.
 #[derive(Clone, Debug, Serialize)]
@@ -47,8 +57,9 @@ impl SweepConfig {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for no operators, no sizes, a size below 2, zero timed steps
-    /// or a time budget that is not positive and finite.
+    /// [`Error::InvalidArgument`] for no operators, no sizes, a size below 2 or above its
+    /// operator's bound (see `check_sizes_fit`), zero timed steps, or a time budget that is
+    /// not positive and finite.
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "speed";
         if self.operators.is_empty() {
@@ -70,6 +81,7 @@ impl SweepConfig {
                     "every n must be at least 2, because min–max normalisation needs two scores";
                 return Err(Error::invalid(OP, "n", n, hint));
             }
+            check_sizes_fit(op, sizes)?;
         }
         if self.steps == 0 {
             return Err(Error::invalid(OP, "steps", 0, "time at least one step"));
@@ -88,11 +100,64 @@ impl SweepConfig {
     }
 }
 
+/// Checks that every size of `operator` fits its bound: `B · n · n ≤ MAX_DENSE_ENTRIES` for the
+/// operators that form the dense matrix, `n ≤ MAX_FAST_N` for the others.
+fn check_sizes_fit(operator: Operator, sizes: &[usize]) -> Result<()> {
+    for &n in sizes {
+        if operator.forms_dense_matrix() {
+            let hint = format!(
+                "{operator} forms a [{BATCH}, n, n] matrix of at most {MAX_DENSE_ENTRIES} \
+                 entries, so n can be at most {}; lower --n or --n-max, or time a fast \
+                 operator such as fast_softsort_abs",
+                max_dense_n()
+            );
+            check_product(
+                "speed",
+                "batch × n × n",
+                &[BATCH, n, n],
+                MAX_DENSE_ENTRIES,
+                &hint,
+            )?;
+        } else if n > MAX_FAST_N {
+            let hint = format!(
+                "{operator} runs at n up to {MAX_FAST_N}; lower --n, --n-max or --fast-n-max"
+            );
+            return Err(Error::invalid("speed", "n", n, hint));
+        }
+    }
+    Ok(())
+}
+
+/// Returns the largest `n` with `B · n · n ≤ MAX_DENSE_ENTRIES`.
+pub fn max_dense_n() -> usize {
+    let mut n = ((MAX_DENSE_ENTRIES / BATCH) as f64).sqrt() as usize;
+    while BATCH * (n + 1) * (n + 1) <= MAX_DENSE_ENTRIES {
+        n += 1;
+    }
+    while BATCH * n * n > MAX_DENSE_ENTRIES {
+        n -= 1;
+    }
+    n
+}
+
 /// Returns the sizes `min, min + step, …` up to and including `max`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for `step = 0` or `min > max`.
+/// [`Error::InvalidArgument`] for `step = 0`, `min > max` or `max > MAX_FAST_N` (no operator
+/// runs above it, and the list would not fit in memory).
 pub fn size_range(min: usize, max: usize, step: usize) -> Result<Vec<usize>> {
+    if max > MAX_FAST_N {
+        return Err(Error::invalid(
+            "speed",
+            "n-max",
+            max,
+            format!(
+                "give --n-max at most {MAX_FAST_N}, the bound of the fast operators (the dense \
+                 ones stop at n = {})",
+                max_dense_n()
+            ),
+        ));
+    }
     if step == 0 {
         return Err(Error::invalid(
             "speed",
@@ -113,7 +178,9 @@ pub fn size_range(min: usize, max: usize, step: usize) -> Result<Vec<usize>> {
 }
 
 /// Returns the sizes of the fast operators: the dense sizes up to `fast_n_max`, then the
-/// values `1, 2, 5 × 10^k` above the largest dense size, then `fast_n_max` itself.
+/// values `1, 2, 5 × 10^k` above the largest dense size, then `fast_n_max` itself. The
+/// arithmetic cannot overflow, so any `fast_n_max` terminates; [`SweepConfig::validate`]
+/// rejects sizes above [`MAX_FAST_N`].
 ///
 /// ```
 /// use experiments::speed::fast_sizes;
@@ -124,15 +191,18 @@ pub fn size_range(min: usize, max: usize, step: usize) -> Result<Vec<usize>> {
 pub fn fast_sizes(dense: &[usize], fast_n_max: usize) -> Vec<usize> {
     let mut sizes: Vec<usize> = dense.iter().copied().filter(|&n| n <= fast_n_max).collect();
     let mut last = sizes.last().copied().unwrap_or(0);
-    let mut decade = 1usize;
-    while decade <= fast_n_max {
-        for n in [decade, 2 * decade, 5 * decade] {
+    let mut decade = Some(1usize);
+    while let Some(d) = decade.filter(|&d| d <= fast_n_max) {
+        for n in [Some(d), d.checked_mul(2), d.checked_mul(5)]
+            .into_iter()
+            .flatten()
+        {
             if n > last && n <= fast_n_max {
                 sizes.push(n);
                 last = n;
             }
         }
-        decade = decade.saturating_mul(10);
+        decade = d.checked_mul(10);
     }
     if last < fast_n_max {
         sizes.push(fast_n_max);
