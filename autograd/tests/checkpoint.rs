@@ -124,6 +124,19 @@ fn sgd_state_and_f64_round_trip() {
 }
 
 #[test]
+fn unwritable_path_is_reported_plainly() {
+    let folder = std::env::temp_dir().join(format!("no-such-folder-{}", std::process::id()));
+    let model = Linear::<f32>::new(2, 2, false, &mut StdRng::seed_from_u64(0)).unwrap();
+    let text =
+        message(save_checkpoint(folder.join("model.safetensors"), &model, None).unwrap_err());
+    assert!(
+        text.contains("writing failed: No such file or directory"),
+        "{text}"
+    );
+    assert!(!text.contains("IoError"), "{text}");
+}
+
+#[test]
 fn missing_tensor_is_reported() {
     let file = TempFile::new("missing");
     let without_bias = Linear::<f32>::new(12, 2, false, &mut StdRng::seed_from_u64(0)).unwrap();

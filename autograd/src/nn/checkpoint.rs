@@ -151,8 +151,15 @@ pub fn save_checkpoint<T: Float>(
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| checkpoint_error(path, format!("cannot encode a tensor: {e}")))?;
     let metadata = (!metadata.is_empty()).then_some(metadata);
-    safetensors::serialize_to_file(views, &metadata, path)
-        .map_err(|e| checkpoint_error(path, format!("writing failed: {e}")))
+    safetensors::serialize_to_file(views, &metadata, path).map_err(|e| {
+        // safetensors prints its I/O errors in their debug form; the I/O error itself reads
+        // better ("No such file or directory").
+        let reason = match &e {
+            safetensors::SafeTensorError::IoError(io) => io.to_string(),
+            other => other.to_string(),
+        };
+        checkpoint_error(path, format!("writing failed: {reason}"))
+    })
 }
 
 /// Reads the parameters of `model`, and the state of `optimizer` if given, from `path`.
