@@ -42,6 +42,67 @@ pub fn check_product(
     Err(Error::invalid(op, arg, value, hint))
 }
 
+/// The sizes of a run over sequences of `n` numbers, each number one 112×28 image, as
+/// sort-mnist and quantile-mnist train.
+pub struct SequenceRun<'a> {
+    /// The program, for error messages.
+    pub op: &'a str,
+    /// Numbers per sequence.
+    pub n: usize,
+    /// Sequences per training step (the `--batch-size` flag).
+    pub batch_size: usize,
+    /// Noise samples per sequence; 1 for the deterministic methods.
+    pub samples: usize,
+    /// The flags that set the sequences of one forward pass, with their values; the training
+    /// batch comes first.
+    pub forward_passes: &'a [(&'a str, usize)],
+    /// The flags that set the sequences of one evaluation, with their values.
+    pub evaluations: &'a [(&'a str, usize)],
+}
+
+/// Checks that a forward pass, the relaxed permutation matrices of a step and an evaluation
+/// of `run` stay within [`MAX_IMAGES_PER_STEP`], [`MAX_RELAXATION_ENTRIES`] and
+/// [`MAX_EVAL_NUMBERS`].
+///
+/// # Errors
+/// [`Error::InvalidArgument`] from `run.op` naming the first product over its bound and the
+/// flags to lower.
+pub fn check_sequence_run(run: &SequenceRun<'_>) -> Result<()> {
+    let n = run.n;
+    for &(name, sequences) in run.forward_passes {
+        check_product(
+            run.op,
+            &format!("{name} × n"),
+            &[sequences, n],
+            MAX_IMAGES_PER_STEP,
+            &format!(
+                "one forward pass holds at most {MAX_IMAGES_PER_STEP} images (about 3 MB each); lower --{name} or -n"
+            ),
+        )?;
+    }
+    check_product(
+        run.op,
+        "samples × batch-size × n × n",
+        &[run.samples, run.batch_size, n, n],
+        MAX_RELAXATION_ENTRIES,
+        &format!(
+            "the relaxed permutation matrices of a step hold at most {MAX_RELAXATION_ENTRIES} entries; lower --samples, --batch-size or -n"
+        ),
+    )?;
+    for &(name, sequences) in run.evaluations {
+        check_product(
+            run.op,
+            &format!("{name} × n"),
+            &[sequences, n],
+            MAX_EVAL_NUMBERS,
+            &format!(
+                "an evaluation scores at most {MAX_EVAL_NUMBERS} numbers; lower --{name} or -n"
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

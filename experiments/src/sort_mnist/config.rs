@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cnn::CnnInit;
 use crate::error::{Error, Result};
-use crate::limits::{check_product, MAX_EVAL_NUMBERS, MAX_IMAGES_PER_STEP, MAX_RELAXATION_ENTRIES};
+use crate::limits::{check_sequence_run, SequenceRun};
 use crate::run::CommonArgs;
 
 /// The relaxed sorting operator that turns the scores into a soft permutation matrix.
@@ -246,41 +246,17 @@ impl Config {
     /// Checks that one training step and one evaluation fit in memory (see
     /// [`crate::limits`]).
     fn validate_sizes(&self) -> Result<()> {
-        const OP: &str = "sort-mnist";
-        check_product(
-            OP,
-            "batch-size × n",
-            &[self.batch_size, self.n],
-            MAX_IMAGES_PER_STEP,
-            &format!(
-                "a training step holds at most {MAX_IMAGES_PER_STEP} images (about 3 MB each); lower --batch-size or -n"
-            ),
-        )?;
-        let samples = if self.method.is_stochastic() {
-            self.samples
-        } else {
-            1
-        };
-        check_product(
-            OP,
-            "samples × batch-size × n × n",
-            &[samples, self.batch_size, self.n, self.n],
-            MAX_RELAXATION_ENTRIES,
-            &format!(
-                "the relaxed permutation matrices of a step hold at most {MAX_RELAXATION_ENTRIES} entries; lower --samples, --batch-size or -n"
-            ),
-        )?;
-        for (name, sequences) in [("eval-size", self.eval_size), ("test-size", self.test_size)] {
-            check_product(
-                OP,
-                &format!("{name} × n"),
-                &[sequences, self.n],
-                MAX_EVAL_NUMBERS,
-                &format!(
-                    "an evaluation scores at most {MAX_EVAL_NUMBERS} numbers; lower --{name} or -n"
-                ),
-            )?;
-        }
-        Ok(())
+        check_sequence_run(&SequenceRun {
+            op: "sort-mnist",
+            n: self.n,
+            batch_size: self.batch_size,
+            samples: if self.method.is_stochastic() {
+                self.samples
+            } else {
+                1
+            },
+            forward_passes: &[("batch-size", self.batch_size)],
+            evaluations: &[("eval-size", self.eval_size), ("test-size", self.test_size)],
+        })
     }
 }
