@@ -141,9 +141,19 @@ fn check_accuracies(result: &SortMnistResult) -> std::result::Result<(), String>
 /// Appends every `*.json` file in `dir` and its subfolders to `files`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `dir` is a file, [`Error::Io`] if a folder cannot be listed.
+/// [`Error::InvalidArgument`] if `dir` does not exist or is a file, [`Error::Io`] if a folder
+/// cannot be listed.
 pub(crate) fn list_json_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
+    if !dir.exists() {
+        return Err(Error::invalid(
+            "report",
+            "RESULTS",
+            dir.display(),
+            "no such folder; give the folder that the experiments wrote their *.json results to \
+             (their --out)",
+        ));
+    }
+    if !dir.is_dir() {
         return Err(Error::invalid(
             "report",
             "RESULTS",

@@ -28,15 +28,15 @@ fn oversized_sort_runs_fail_before_allocating() {
         (
             &[
                 "-n",
-                "100",
+                "50",
                 "--method",
                 "stoch-softsort",
                 "--samples",
-                "1000",
+                "3000",
             ],
             "samples × batch-size × n × n",
         ),
-        (&["-n", "100", "--test-size", "1000000"], "test-size × n"),
+        (&["-n", "50", "--test-size", "10000000"], "test-size × n"),
     ];
     for (args, expected) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_sort-mnist"))
@@ -414,4 +414,33 @@ fn missing_digits_name_the_split_and_folder() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn edge_flags_name_their_cause() {
+    let missing = std::env::temp_dir().join(format!("no-results-{}", std::process::id()));
+    let missing = missing.to_string_lossy().into_owned();
+    let cases: [(&str, Vec<&str>, &str); 3] = [
+        (
+            env!("CARGO_BIN_EXE_speed"),
+            vec!["--n", "200000", "--operators", "fast_softsort_abs"],
+            "--fast-n-max",
+        ),
+        (
+            env!("CARGO_BIN_EXE_sort-mnist"),
+            vec!["--lr", "1e39", "--steps", "1"],
+            "invalid lr = 1000000000000000000000000000000000000000",
+        ),
+        (
+            env!("CARGO_BIN_EXE_report"),
+            vec![missing.as_str()],
+            "no such folder",
+        ),
+    ];
+    for (binary, args, expected) in cases {
+        let output = Command::new(binary).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }

@@ -57,27 +57,39 @@ pub(crate) fn precision_limit<T: Float>() -> f64 {
     1.0 / (epsilon * epsilon)
 }
 
-/// Rejects inputs whose logits the operator cannot compute: `largest` is the caller's bound
-/// on the magnitude of the logits and of what it forms before dividing by τ, taken in `f64`,
-/// and `limit` is [`overflow_limit`] or [`precision_limit`].
+/// Rejects inputs whose logits the operator cannot compute. `before` is the caller's bound on
+/// what it forms from the scores before dividing by τ (such as `max |x|` or the largest squared
+/// distance), taken in `f64`. It must stay within [`overflow_limit`], and the logits
+/// `before / τ` within `logit_limit` ([`overflow_limit`] or [`precision_limit`]). The error
+/// names the scores if the first bound fails and the temperature otherwise.
 pub(crate) fn check_logit_range<T: Float>(
     op: &str,
     tau: f64,
-    largest: f64,
-    limit: f64,
+    before: f64,
+    logit_limit: f64,
 ) -> Result<()> {
-    if largest <= limit {
-        return Ok(());
+    let dtype = T::DTYPE;
+    let limit = overflow_limit::<T>();
+    if before > limit {
+        return Err(Error::invalid(
+            op,
+            "scores",
+            format!("values up to {before:.1e} before τ"),
+            format!("this exceeds the {limit:.0e} that {dtype} arithmetic handles here; rescale the scores"),
+        ));
     }
-    Err(Error::invalid(
-        op,
-        "temperature",
-        format!("{tau:e}"),
-        format!(
-            "the logits reach {largest:.1e}, beyond the {limit:.0e} that {} arithmetic handles; use a larger temperature or smaller scores",
-            T::DTYPE
-        ),
-    ))
+    let logits = before / tau;
+    if logits > logit_limit {
+        return Err(Error::invalid(
+            op,
+            "temperature",
+            format!("{tau:e}"),
+            format!(
+                "the logits reach {logits:.1e}, beyond the {logit_limit:.0e} that {dtype} arithmetic handles here; use a larger temperature or smaller scores"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Upper bound on the entries of a dense `[..., n, n]` output (4 GB in `f32`).

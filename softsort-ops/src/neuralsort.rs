@@ -102,12 +102,7 @@ impl NeuralSort {
         check_dense_size("neuralsort", batch, n)?;
         // |c_k s_i| ≤ (n − 1) max |s| and A_i ≤ 2n max |s|.
         let largest = 3.0 * n as f64 * largest_magnitude(values.data());
-        check_logit_range::<T>(
-            "neuralsort",
-            self.tau,
-            largest.max(largest / self.tau),
-            overflow_limit::<T>(),
-        )?;
+        check_logit_range::<T>("neuralsort", self.tau, largest, overflow_limit::<T>())?;
         let op = NeuralSortOp {
             inv_tau,
             descending: !self.ascending,

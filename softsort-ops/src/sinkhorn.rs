@@ -136,12 +136,7 @@ impl Sinkhorn {
         let values = log_scores.value();
         let (batch, n) = check_square("sinkhorn", "log_scores", &values)?;
         let largest = largest_magnitude(values.data());
-        check_logit_range::<T>(
-            "sinkhorn",
-            self.tau,
-            largest.max(largest / self.tau),
-            precision_limit::<T>(),
-        )?;
+        check_logit_range::<T>("sinkhorn", self.tau, largest, precision_limit::<T>())?;
         // The backward pass replays the rounds from the scalings of every round: 2n values
         // per round and matrix.
         let history = (self.iterations as f64) * (batch as f64) * (2 * n) as f64;

@@ -102,12 +102,7 @@ impl SoftSort {
             Distance::Abs => spread,
             Distance::Squared => spread * spread,
         };
-        check_logit_range::<T>(
-            "softsort",
-            self.tau,
-            distance.max(distance / self.tau),
-            overflow_limit::<T>(),
-        )?;
+        check_logit_range::<T>("softsort", self.tau, distance, overflow_limit::<T>())?;
         let op = SoftSortOp {
             inv_tau,
             distance: self.distance,

@@ -555,12 +555,17 @@ fn temperature_with_overflowing_inverse_is_rejected() {
 fn logits_beyond_the_float_range_are_rejected() {
     let tape32 = Tape::<f32>::new();
     let huge = tape32.param(Tensor::from_vec(vec![1e20, -1e20, 0.5], [3]).unwrap());
+    // The squared distances overflow before τ divides them: the scores are at fault.
     let message = error_of(SoftSort::new(1e300).distance(Distance::Squared).apply(huge));
+    assert!(message.starts_with("softsort: invalid scores"), "{message}");
+    assert!(message.contains("4.0e40"), "{message}");
+    // The distances fit, but dividing by τ overflows: the temperature is at fault.
+    let message = error_of(SoftSort::new(1e-20).apply(huge));
     assert!(
-        message.starts_with("softsort: invalid temperature = 1e300"),
+        message.starts_with("softsort: invalid temperature = 1e-20"),
         "{message}"
     );
-    assert!(message.contains("the logits reach 4.0e40"), "{message}");
+    assert!(message.contains("the logits reach 2.0e40"), "{message}");
     let square = tape32.param(Tensor::from_vec(vec![1.0, 0.0, 0.5, 1.0], [2, 2]).unwrap());
     let message = error_of(Sinkhorn::new(1e-30).apply(square).map(|r| r.0));
     assert!(

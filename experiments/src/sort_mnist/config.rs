@@ -224,12 +224,13 @@ impl Config {
                 "--tau must be positive and finite",
             ));
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
+        // The model trains in f32, so the rate must be finite there too.
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= f64::from(f32::MAX)) {
             return Err(Error::invalid(
                 OP,
                 "lr",
                 self.lr,
-                "--lr must be positive and finite",
+                "--lr must be positive and finite in f32 (at most 3.4e38)",
             ));
         }
         if self.fast_loss && self.method != Method::DetSoftsort {

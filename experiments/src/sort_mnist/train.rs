@@ -214,6 +214,18 @@ fn train_step(
         (params.backward(loss)?, value)
     };
     adam.step(model, &grads.0)?;
+    // A step that overflows the parameters would otherwise surface in the next step as
+    // non-finite scores, far from its cause.
+    for (name, parameter) in model.named_parameters() {
+        if let Some(index) = parameter.first_non_finite() {
+            return Err(Error::invalid(
+                "sort-mnist training",
+                &format!("parameter {name} after step {step}"),
+                format!("{} at flat index {index}", parameter.data()[index]),
+                "the training diverged; try a smaller --lr or a larger --tau",
+            ));
+        }
+    }
     Ok(grads.1)
 }
 

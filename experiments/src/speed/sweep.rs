@@ -178,7 +178,8 @@ pub fn size_range(min: usize, max: usize, step: usize) -> Result<Vec<usize>> {
 }
 
 /// Returns the sizes of the fast operators: the dense sizes up to `fast_n_max`, then the
-/// values `1, 2, 5 × 10^k` above the largest dense size, then `fast_n_max` itself. The
+/// values `1, 2, 5 × 10^k` above the largest dense size, then `fast_n_max` itself if it lies
+/// above the largest dense size. The
 /// arithmetic cannot overflow, so any `fast_n_max` terminates; [`SweepConfig::validate`]
 /// rejects sizes above [`MAX_FAST_N`].
 ///
@@ -187,10 +188,14 @@ pub fn size_range(min: usize, max: usize, step: usize) -> Result<Vec<usize>> {
 ///
 /// assert_eq!(fast_sizes(&[100, 200, 300], 3000), vec![100, 200, 300, 500, 1000, 2000, 3000]);
 /// assert_eq!(fast_sizes(&[100, 200, 300], 200), vec![100, 200]);
+/// assert!(fast_sizes(&[200_000], 100_000).is_empty());
 /// ```
 pub fn fast_sizes(dense: &[usize], fast_n_max: usize) -> Vec<usize> {
     let mut sizes: Vec<usize> = dense.iter().copied().filter(|&n| n <= fast_n_max).collect();
-    let mut last = sizes.last().copied().unwrap_or(0);
+    // The added sizes lie above every dense size, also those beyond `fast_n_max`: with
+    // `--n 200000 --fast-n-max 100000` the fast operators get no size (which validation
+    // reports), not 1, 2, 5, ….
+    let mut last = dense.iter().copied().max().unwrap_or(0);
     let mut decade = Some(1usize);
     while let Some(d) = decade.filter(|&d| d <= fast_n_max) {
         for n in [Some(d), d.checked_mul(2), d.checked_mul(5)]
