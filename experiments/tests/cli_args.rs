@@ -420,7 +420,9 @@ fn missing_digits_name_the_split_and_folder() {
 fn edge_flags_name_their_cause() {
     let missing = std::env::temp_dir().join(format!("no-results-{}", std::process::id()));
     let missing = missing.to_string_lossy().into_owned();
-    let cases: [(&str, Vec<&str>, &str); 3] = [
+    let out = std::env::temp_dir().join(format!("diverged-{}", std::process::id()));
+    let out = out.to_string_lossy().into_owned();
+    let cases: [(&str, Vec<&str>, &str); 4] = [
         (
             env!("CARGO_BIN_EXE_speed"),
             vec!["--n", "200000", "--operators", "fast_softsort_abs"],
@@ -436,6 +438,23 @@ fn edge_flags_name_their_cause() {
             vec![missing.as_str()],
             "no such folder",
         ),
+        (
+            env!("CARGO_BIN_EXE_sort-mnist"),
+            vec![
+                "--lr",
+                "1e38",
+                "--steps",
+                "2",
+                "--eval-size",
+                "10",
+                "--test-size",
+                "10",
+                "--quiet",
+                "--out",
+                out.as_str(),
+            ],
+            "invalid parameter conv1.weight after step 1",
+        ),
     ];
     for (binary, args, expected) in cases {
         let output = Command::new(binary).args(&args).output().unwrap();
@@ -443,4 +462,5 @@ fn edge_flags_name_their_cause() {
         assert!(!output.status.success(), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    std::fs::remove_dir_all(&out).ok();
 }
