@@ -57,6 +57,8 @@ pub enum CnnInit {
     TruncatedNormal,
     /// PyTorch's default for `nn.Conv2d` and `nn.Linear`: weights and biases uniform in
     /// `±1/√fan_in`.
+    #[value(name = "pytorch-default")]
+    #[serde(rename = "pytorch-default", alias = "py-torch-default")]
     PyTorchDefault,
 }
 

@@ -43,17 +43,33 @@ pub struct CommonArgs {
     pub quiet: bool,
 }
 
-/// Prints one log line on standard error, prefixed with the program's name.
-pub fn log(message: impl Display) {
-    let program = std::env::args()
+/// Returns the name of the running program, from its path.
+fn program_name() -> String {
+    std::env::args()
         .next()
         .and_then(|arg0| {
             Path::new(&arg0)
                 .file_name()
                 .map(|name| name.to_string_lossy().into_owned())
         })
-        .unwrap_or_else(|| "experiments".to_string());
-    eprintln!("[{program}] {message}");
+        .unwrap_or_else(|| "experiments".to_string())
+}
+
+/// Prints one log line on standard error, prefixed with the program's name.
+pub fn log(message: impl Display) {
+    eprintln!("[{}] {message}", program_name());
+}
+
+/// Prints `error` as the program's last log line, `[program] error: …`. A message that starts
+/// with the program's own name (the settings checks name it, as in `sort-mnist: invalid n`)
+/// loses that prefix, so that the name appears once.
+pub fn log_error(error: impl Display) {
+    let program = program_name();
+    let message = error.to_string();
+    let message = message
+        .strip_prefix(&format!("{program}: "))
+        .unwrap_or(&message);
+    eprintln!("[{program}] error: {message}");
 }
 
 /// Creates `dir` and its missing parents, and returns it.

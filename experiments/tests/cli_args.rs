@@ -270,7 +270,7 @@ fn knn_names_each_bad_setting() {
         (&["--steps", "0"], "invalid steps = 0: give --steps"),
         (
             &["--eval-every", "0"],
-            "invalid eval_every = 0: give --eval-every",
+            "invalid eval-every = 0: give --eval-every",
         ),
         (&["--lr", "nan"], "invalid lr = NaN"),
         (&["--lr", "0"], "invalid lr = 0"),

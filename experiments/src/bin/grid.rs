@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use experiments::grid::{grid_lines, GridOptions};
-use experiments::run::log;
+use experiments::run::{log, log_error};
 
 /// Print one command line per run of the experiment grid (every method, n and repetition),
 /// for GNU parallel or a Slurm array.
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     match grid_lines(&options, cli.experiment.as_deref()) {
         Ok(lines) => print_lines(&lines),
         Err(error) => {
-            log(format!("error: {error}"));
+            log_error(error);
             ExitCode::FAILURE
         }
     }

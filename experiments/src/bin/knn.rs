@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use experiments::knn::{train_and_test, KnnConfig, KnnOutcome, Sorter};
-use experiments::run::{create_output_dir, log, progress_bar, show_loss, write_json, CommonArgs};
+use experiments::run::{
+    create_output_dir, log, log_error, progress_bar, show_loss, write_json, CommonArgs,
+};
 use experiments::{Dataset, DatasetKind};
 use serde::Serialize;
 
@@ -101,7 +103,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log(format!("error: {message}"));
+            log_error(message);
             ExitCode::FAILURE
         }
     }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use experiments::quantile::{run, QuantileConfig};
+use experiments::run::log_error;
 
 /// Trains a score network and a value network to predict the median of sequences of
 /// large-MNIST numbers, and reports the test MSE (×1e-4), R² and Spearman correlation.
@@ -28,13 +29,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            // Configuration errors name the program already (`quantile-mnist: invalid tau`).
-            let message = error.to_string();
-            if message.starts_with("quantile-mnist:") {
-                eprintln!("{message}");
-            } else {
-                eprintln!("quantile-mnist: {message}");
-            }
+            log_error(error);
             ExitCode::FAILURE
         }
     }

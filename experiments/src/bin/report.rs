@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use experiments::quantile;
 use experiments::report::{aggregate, collect_results, table1_markdown};
-use experiments::run::log;
+use experiments::run::{log, log_error};
 
 /// Print Table 1 (test accuracy per method and n, mean ± standard deviation over runs) and, if
 /// there are quantile-mnist results, Table 2 (test MSE ×1e-4, R² and Spearman correlation) from
@@ -34,14 +34,14 @@ fn main() {
     let collected = match collect_results(&cli.results) {
         Ok(collected) => collected,
         Err(error) => {
-            log(format!("error: {error}"));
+            log_error(error);
             std::process::exit(1);
         }
     };
     let quantile_collected = match quantile::collect_results(&cli.results) {
         Ok(collected) => collected,
         Err(error) => {
-            log(format!("error: {error}"));
+            log_error(error);
             std::process::exit(1);
         }
     };

@@ -10,7 +10,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use experiments::run::log;
+use experiments::run::{log, log_error};
 use experiments::sort_mnist::{run, Config};
 
 /// Learn to sort four-digit handwritten numbers with SoftSort, NeuralSort or Sinkhorn.
@@ -34,7 +34,7 @@ fn main() {
             }
         }
         Err(error) => {
-            log(format!("error: {error}"));
+            log_error(error);
             std::process::exit(1);
         }
     }

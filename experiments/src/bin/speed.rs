@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::path::PathBuf;
 
-use experiments::run::{create_output_dir, log, progress_bar, write_json};
+use experiments::run::{create_output_dir, log, log_error, progress_bar, write_json};
 use experiments::speed::{
     fast_sizes, run_sweep, size_range, write_csv, write_svg, AxisScale, Measurement, Operator,
     Progress, SweepConfig, SweepResult, BATCH, MAX_FAST_N,
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            log(format!("error: {error}"));
+            log_error(error);
             ExitCode::FAILURE
         }
     }

@@ -124,7 +124,7 @@ impl KnnConfig {
         for (arg, count, flag) in [
             ("steps", self.steps, "--steps"),
             ("queries", self.queries, "--queries"),
-            ("eval_every", self.eval_every, "--eval-every"),
+            ("eval-every", self.eval_every, "--eval-every"),
             ("embed_batch", self.embed_batch, "the embedding batch size"),
         ] {
             check(
@@ -135,9 +135,9 @@ impl KnnConfig {
             )?;
         }
         for (arg, size) in [
-            ("validation_size", self.validation_size),
-            ("reference_size", self.reference_size),
-            ("test_size", self.test_size),
+            ("validation-size", self.validation_size),
+            ("reference-size", self.reference_size),
+            ("test-size", self.test_size),
         ] {
             check(
                 size != Some(0),
