@@ -39,8 +39,8 @@ impl Shape {
         self.checked_numel().unwrap_or(usize::MAX)
     }
 
-    /// The number of elements, or `None` if the product of the non-zero axis lengths overflows
-    /// `usize`.
+    /// Returns the number of elements, or `None` if the product of the non-zero axis lengths
+    /// overflows `usize`.
     ///
     /// Zero axes are left out of the overflow test so that every stride, and every product of
     /// axis lengths taken by a kernel, fits whenever this returns `Some`: `[0, 2⁶³, 2⁶³]` is

@@ -58,8 +58,8 @@ impl<T: Float> Tensor<T> {
     /// Builds a tensor whose every element is `value`, or reports why it cannot.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] naming `op` if no tensor of the shape can exist (see
-    /// [`Shape::check_size`]) or if the allocator cannot provide the memory.
+    /// [`Error::InvalidArgument`] naming `Tensor::full` if no tensor of the shape can exist
+    /// (see [`Shape::check_size`]) or if the allocator cannot provide the memory.
     ///
     /// ```
     /// use autograd::Tensor;

@@ -123,7 +123,7 @@ fn layers_reject_empty_axes() {
 }
 
 #[test]
-fn conv_layer_rejects_padding_not_smaller_than_the_kernel() {
+fn conv_rejects_padding_beyond_kernel() {
     let kernel = || Tensor::<f32>::zeros([1, 1, 3, 2]);
     for padding in [
         Padding::uniform(usize::MAX),

@@ -98,6 +98,7 @@ fn allocating_constructors_report_shape_and_bytes() {
         "Tensor::normal",
         "invalid shape",
     );
+
     // 2⁶² bytes fit isize but no allocator provides them.
     let bytes = (1usize << 62).to_string();
     assert_rejected(
@@ -120,6 +121,7 @@ fn allocating_constructors_report_shape_and_bytes() {
         "truncated_normal",
         &bytes,
     );
+
     assert_eq!(
         Tensor::<f32>::try_zeros([2, 3]).unwrap(),
         Tensor::zeros([2, 3])

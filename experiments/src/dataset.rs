@@ -233,7 +233,7 @@ impl Dataset {
         Ok(())
     }
 
-    /// Checks that each split holds at least one image of every digit 0–9, which the
+    /// Checks that each split contains at least one image of every digit 0–9, which the
     /// large-MNIST sequences need (their digits are drawn per label).
     ///
     /// # Errors

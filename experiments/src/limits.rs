@@ -20,8 +20,8 @@ pub const MAX_EVAL_NUMBERS: usize = 1 << 26;
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] from `op` for the argument `arg` (such as `batch-size × n`), with
-/// the factors as its value and `hint`, which should say what the limit bounds and how to stay
-/// below it.
+/// the factors as its value and `hint`. The hint names the bounded quantity and the flags that
+/// lower it.
 pub fn check_product(
     op: &str,
     arg: &str,

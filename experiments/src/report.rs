@@ -90,7 +90,8 @@ pub struct Collected {
 /// that names the field.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `dir` is a file, [`Error::Io`] if a folder cannot be listed.
+/// [`Error::InvalidArgument`] if `dir` does not exist or is a file, [`Error::Io`] if a folder
+/// cannot be listed.
 pub fn collect_results(dir: &Path) -> Result<Collected> {
     let mut files = Vec::new();
     list_json_files(dir, &mut files)?;

@@ -2,6 +2,23 @@
 
 use std::process::Command;
 
+/// Runs `binary` with `args`, asserts that it fails with `expected` in its standard error, and
+/// returns that error for further checks.
+fn assert_rejects(binary: &str, args: &[&str], expected: &str) -> String {
+    let output = Command::new(binary).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{binary} {args:?}: {stderr}");
+    assert!(stderr.contains(expected), "{binary} {args:?}: {stderr}");
+    stderr
+}
+
+/// Returns `args` followed by `--steps 1`, so that an accepted run would stay short.
+fn one_step<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(["--steps", "1"]);
+    all
+}
+
 #[test]
 fn negative_tau_reaches_validation() {
     let binaries = [
@@ -10,13 +27,7 @@ fn negative_tau_reaches_validation() {
         env!("CARGO_BIN_EXE_knn"),
     ];
     for binary in binaries {
-        let output = Command::new(binary)
-            .args(["--tau", "-1", "--steps", "1"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{binary}: {stderr}");
-        assert!(stderr.contains("invalid tau = -1"), "{binary}: {stderr}");
+        assert_rejects(binary, &["--tau", "-1", "--steps", "1"], "invalid tau = -1");
     }
 }
 
@@ -39,14 +50,7 @@ fn oversized_sort_runs_fail_before_allocating() {
         (&["-n", "50", "--test-size", "10000000"], "test-size × n"),
     ];
     for (args, expected) in cases {
-        let output = Command::new(env!("CARGO_BIN_EXE_sort-mnist"))
-            .args(args)
-            .args(["--steps", "1"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_rejects(env!("CARGO_BIN_EXE_sort-mnist"), &one_step(args), expected);
     }
 }
 
@@ -75,14 +79,7 @@ fn oversized_quantile_and_knn_runs_fail_before_allocating() {
         ),
     ];
     for (binary, args, expected) in cases {
-        let output = Command::new(binary)
-            .args(args)
-            .args(["--steps", "1"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_rejects(binary, &one_step(args), expected);
     }
 }
 
@@ -248,14 +245,7 @@ fn negative_numbers_reach_validation_or_name_the_flag() {
         ),
     ];
     for (binary, args, expected) in cases {
-        let output = Command::new(binary)
-            .args(args)
-            .args(["--steps", "1"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_rejects(binary, &one_step(args), expected);
     }
 }
 
@@ -276,13 +266,7 @@ fn knn_names_each_bad_setting() {
         (&["--lr", "0"], "invalid lr = 0"),
     ];
     for (args, expected) in cases {
-        let output = Command::new(env!("CARGO_BIN_EXE_knn"))
-            .args(args)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_rejects(env!("CARGO_BIN_EXE_knn"), args, expected);
     }
 }
 
@@ -295,19 +279,17 @@ fn quantile_lengths_without_a_default_tau_say_why() {
         ),
         ("7", "invalid n = 7: the paper gives default temperatures"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_quantile-mnist"))
-            .args(["-n", n, "--steps", "1"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{n}: {stderr}");
-        assert!(stderr.contains(expected), "{n}: {stderr}");
+        let stderr = assert_rejects(
+            env!("CARGO_BIN_EXE_quantile-mnist"),
+            &["-n", n, "--steps", "1"],
+            expected,
+        );
         assert!(!stderr.contains("none"), "{n}: {stderr}");
     }
 }
 
 #[test]
-fn every_binary_has_its_own_help_without_rustdoc_links() {
+fn help_text_is_per_binary() {
     let binaries = [
         env!("CARGO_BIN_EXE_sort-mnist"),
         env!("CARGO_BIN_EXE_quantile-mnist"),
@@ -354,30 +336,22 @@ fn write_idx_folder(dir: &std::path::Path, side: usize, count: usize, digits: u8
 }
 
 #[test]
-fn training_binaries_reject_images_that_are_not_28_by_28() {
+fn non_28_pixel_images_are_rejected() {
     let dir = std::env::temp_dir().join(format!("cli-args-32px-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     write_idx_folder(&dir, 32, 240, 10);
-    let out = dir.join("out");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let out_arg = dir.join("out").to_string_lossy().into_owned();
     for binary in [
         env!("CARGO_BIN_EXE_sort-mnist"),
         env!("CARGO_BIN_EXE_quantile-mnist"),
         env!("CARGO_BIN_EXE_knn"),
     ] {
-        let output = Command::new(binary)
-            .arg("--data")
-            .arg(&dir)
-            .arg("--out")
-            .arg(&out)
-            .args(["--steps", "1", "--quiet"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{binary}: {stderr}");
-        assert!(
-            stderr.contains("images of the folder") && stderr.contains("are 32 × 32 pixels"),
-            "{binary}: {stderr}"
-        );
+        let args = [
+            "--data", &dir_arg, "--out", &out_arg, "--steps", "1", "--quiet",
+        ];
+        let stderr = assert_rejects(binary, &args, "images of the folder");
+        assert!(stderr.contains("are 32 × 32 pixels"), "{binary}: {stderr}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -387,27 +361,21 @@ fn missing_digits_name_the_split_and_folder() {
     let dir = std::env::temp_dir().join(format!("cli-args-digits-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     write_idx_folder(&dir, 28, 120, 5);
-    let out = dir.join("out");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let out_arg = dir.join("out").to_string_lossy().into_owned();
     for binary in [
         env!("CARGO_BIN_EXE_sort-mnist"),
         env!("CARGO_BIN_EXE_quantile-mnist"),
     ] {
-        let output = Command::new(binary)
-            .arg("--data")
-            .arg(&dir)
-            .arg("--out")
-            .arg(&out)
-            .args(["--steps", "1", "--quiet"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{binary}: {stderr}");
+        let args = [
+            "--data", &dir_arg, "--out", &out_arg, "--steps", "1", "--quiet",
+        ];
+        let stderr = assert_rejects(binary, &args, "the training split of the folder");
         assert!(
-            stderr.contains("the training split of the folder")
-                && stderr.contains("has no image of digit 5")
-                && stderr.contains("every digit 0–9"),
+            stderr.contains("has no image of digit 5"),
             "{binary}: {stderr}"
         );
+        assert!(stderr.contains("every digit 0–9"), "{binary}: {stderr}");
         assert!(
             !stderr.contains("LargeMnistGenerator"),
             "{binary}: {stderr}"
@@ -457,10 +425,7 @@ fn edge_flags_name_their_cause() {
         ),
     ];
     for (binary, args, expected) in cases {
-        let output = Command::new(binary).args(&args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?}: {stderr}");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_rejects(binary, &args, expected);
     }
     std::fs::remove_dir_all(&out).ok();
 }

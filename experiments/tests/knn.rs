@@ -412,7 +412,7 @@ fn binary_logs_a_capped_size() {
 }
 
 #[test]
-fn a_checkpoint_that_cannot_be_created_names_its_path() {
+fn uncreatable_checkpoint_names_its_path() {
     use experiments::run::BestCheckpoint;
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);

@@ -97,7 +97,7 @@ fn accuracy_out_of_range_skipped() {
 }
 
 #[test]
-fn a_file_as_results_folder_is_an_error() {
+fn results_file_instead_of_folder_fails() {
     let dir = fresh_dir("file");
     let file = dir.join("some.json");
     write_json(&file, &result_file(1, 0.5)).unwrap();

@@ -43,15 +43,15 @@ pub(crate) fn inverse_temperature<T: Float>(op: &str, tau: f64) -> Result<T> {
     }
 }
 
-/// The largest logit magnitude that leaves headroom in `T`: `T::MAX / 1024`, so that sums
-/// of a few logits cannot overflow.
+/// Returns the largest logit magnitude that leaves headroom in `T`: `T::MAX / 1024`, so that
+/// sums of a few logits cannot overflow.
 pub(crate) fn overflow_limit<T: Float>() -> f64 {
     T::max_value().as_f64() / 1024.0
 }
 
-/// The largest logit magnitude whose rounding error stays within the range of `exp`: `1/ε²`
-/// (about 7e13 in `f32`, 2e31 in `f64`). Beyond it, the cancellations in Sinkhorn's
-/// backward pass gave NaN.
+/// Returns the largest logit magnitude whose rounding error stays within the range of `exp`:
+/// `1/ε²` (about 7e13 in `f32`, 2e31 in `f64`). Beyond it, the cancellations in Sinkhorn's
+/// backward pass produced NaN.
 pub(crate) fn precision_limit<T: Float>() -> f64 {
     let epsilon = T::epsilon().as_f64();
     1.0 / (epsilon * epsilon)

@@ -279,6 +279,8 @@ fn stream_rows<T: SortFloat>(
     let len = s.len() * n;
     let parallel = len.saturating_mul(WORK_PER_ENTRY) >= PARALLEL_THRESHOLD;
     let mut out = with_output_capacity(len);
+
+    // One task per block of positions of each matrix, each with the rows it writes.
     let blocks = PositionBlocks::new(n);
     let count = blocks.count();
     let mut tasks = Vec::with_capacity(s.len() / n * count);
@@ -294,6 +296,7 @@ fn stream_rows<T: SortFloat>(
             rest = tail;
         }
     }
+
     let run = |(b, positions, rows): (usize, Range<usize>, &mut [MaybeUninit<T>])| {
         dispatch(
             #[inline(always)]

@@ -168,11 +168,13 @@ pub fn save_checkpoint<T: Float>(
 /// changed unless the whole checkpoint matches.
 ///
 /// # Errors
-/// [`Error::Checkpoint`] naming the tensor if the file cannot be read or parsed (truncated or
-/// corrupt), a parameter is missing, has another shape or element type, a parameter or
-/// optimiser buffer contains NaN or ±∞ (the message gives the first flat index), the file contains
-/// a parameter the model does not have, or the optimiser state is absent, of another kind or
-/// does not match the parameters.
+/// [`Error::Checkpoint`] naming the tensor in these cases:
+/// - the file cannot be read or parsed (truncated or corrupt);
+/// - a parameter is missing, or has another shape or element type;
+/// - a parameter or optimiser buffer contains NaN or ±∞ (the message gives the first flat
+///   index);
+/// - the file contains a parameter the model does not have;
+/// - the optimiser state is missing, of another kind, or does not match the parameters.
 pub fn load_checkpoint<T: Float>(
     path: impl AsRef<Path>,
     model: &mut dyn Module<T>,

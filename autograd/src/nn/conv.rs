@@ -5,7 +5,7 @@ use rand::Rng;
 use crate::conv::Padding;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::{check_finite_parameter, Module, Params};
+use crate::nn::{check_layer_parts, Module, Params, WeightLayout};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 
@@ -82,37 +82,13 @@ impl<T: Float> Conv2d<T> {
         stride: usize,
         padding: Padding,
     ) -> Result<Self> {
-        if weight.ndim() != 4 {
-            return Err(Error::shape(
-                "Conv2d::from_parts",
-                format!(
-                    "the weight must be [out, in, kH, kW], got {}",
-                    weight.shape()
-                ),
-            ));
-        }
-        if weight.dims().contains(&0) {
-            return Err(Error::shape(
-                "Conv2d::from_parts",
-                format!(
-                    "the weight {} has an empty axis; every channel count and kernel length must be at least 1",
-                    weight.shape()
-                ),
-            ));
-        }
-        if let Some(b) = &bias {
-            if b.dims() != [weight.dims()[0]] {
-                return Err(Error::shape(
-                    "Conv2d::from_parts",
-                    format!(
-                        "the bias must be [{}] to match the weight {}, got {}",
-                        weight.dims()[0],
-                        weight.shape(),
-                        b.shape()
-                    ),
-                ));
-            }
-        }
+        let layout = WeightLayout {
+            rank: 4,
+            axes: "[out, in, kH, kW]",
+            out_axis: 0,
+            empty_hint: "every channel count and kernel length must be at least 1",
+        };
+        check_layer_parts("Conv2d::from_parts", &weight, bias.as_ref(), layout)?;
         if stride == 0 {
             return Err(Error::invalid(
                 "Conv2d::from_parts",
@@ -122,10 +98,6 @@ impl<T: Float> Conv2d<T> {
             ));
         }
         padding.resolve("Conv2d::from_parts", weight.dims()[2], weight.dims()[3])?;
-        check_finite_parameter("Conv2d::from_parts", "weight", &weight)?;
-        if let Some(b) = &bias {
-            check_finite_parameter("Conv2d::from_parts", "bias", b)?;
-        }
         Ok(Conv2d {
             weight,
             bias,

@@ -4,7 +4,7 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::nn::{check_finite_parameter, Module, Params};
+use crate::nn::{check_layer_parts, Module, Params, WeightLayout};
 use crate::tape::Var;
 use crate::tensor::Tensor;
 
@@ -55,38 +55,13 @@ impl<T: Float> Linear<T> {
     /// [`Error::Shape`] unless the weight is `[in, out]` with `in, out ≥ 1` and the bias
     /// `[out]`; [`Error::InvalidArgument`] if either contains NaN or ±∞.
     pub fn from_parts(weight: Tensor<T>, bias: Option<Tensor<T>>) -> Result<Self> {
-        if weight.ndim() != 2 {
-            return Err(Error::shape(
-                "Linear::from_parts",
-                format!("the weight must be [in, out], got {}", weight.shape()),
-            ));
-        }
-        if weight.dims().contains(&0) {
-            return Err(Error::shape(
-                "Linear::from_parts",
-                format!(
-                    "the weight {} has an empty axis; a layer needs at least one input and one output",
-                    weight.shape()
-                ),
-            ));
-        }
-        if let Some(b) = &bias {
-            if b.dims() != [weight.dims()[1]] {
-                return Err(Error::shape(
-                    "Linear::from_parts",
-                    format!(
-                        "the bias must be [{}] to match the weight {}, got {}",
-                        weight.dims()[1],
-                        weight.shape(),
-                        b.shape()
-                    ),
-                ));
-            }
-        }
-        check_finite_parameter("Linear::from_parts", "weight", &weight)?;
-        if let Some(b) = &bias {
-            check_finite_parameter("Linear::from_parts", "bias", b)?;
-        }
+        let layout = WeightLayout {
+            rank: 2,
+            axes: "[in, out]",
+            out_axis: 1,
+            empty_hint: "a layer needs at least one input and one output",
+        };
+        check_layer_parts("Linear::from_parts", &weight, bias.as_ref(), layout)?;
         Ok(Linear { weight, bias })
     }
 

@@ -110,7 +110,65 @@ pub fn scoped<P>(prefix: &str, parameters: Vec<(String, P)>) -> Vec<(String, P)>
         .collect()
 }
 
-/// Rejects a layer parameter holding NaN or ±∞, which would turn every output non-finite.
+/// The layout a layer expects of its weight, for [`check_layer_parts`].
+struct WeightLayout {
+    /// The number of axes, such as 2 for `[in, out]`.
+    rank: usize,
+    /// The axes by name, for messages, such as `"[in, out]"`.
+    axes: &'static str,
+    /// The axis whose length the bias must have.
+    out_axis: usize,
+    /// Why no axis may be empty, for messages.
+    empty_hint: &'static str,
+}
+
+/// Checks a layer's weight and optional bias: the weight's rank, no empty axis, a bias of the
+/// output length, and finite values in both.
+fn check_layer_parts<T: crate::Float>(
+    layer: &str,
+    weight: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    layout: WeightLayout,
+) -> crate::Result<()> {
+    use crate::Error;
+
+    if weight.ndim() != layout.rank {
+        return Err(Error::shape(
+            layer,
+            format!("the weight must be {}, got {}", layout.axes, weight.shape()),
+        ));
+    }
+    if weight.dims().contains(&0) {
+        return Err(Error::shape(
+            layer,
+            format!(
+                "the weight {} has an empty axis; {}",
+                weight.shape(),
+                layout.empty_hint
+            ),
+        ));
+    }
+    let outputs = weight.dims()[layout.out_axis];
+    if let Some(b) = bias {
+        if b.dims() != [outputs] {
+            return Err(Error::shape(
+                layer,
+                format!(
+                    "the bias must be [{outputs}] to match the weight {}, got {}",
+                    weight.shape(),
+                    b.shape()
+                ),
+            ));
+        }
+    }
+    check_finite_parameter(layer, "weight", weight)?;
+    if let Some(b) = bias {
+        check_finite_parameter(layer, "bias", b)?;
+    }
+    Ok(())
+}
+
+/// Rejects a layer parameter containing NaN or ±∞, which would turn every output non-finite.
 fn check_finite_parameter<T: crate::Float>(
     layer: &str,
     name: &str,

@@ -193,8 +193,9 @@ pub struct SizeCap {
 }
 
 impl KnnConfig {
-    /// Lists the settings among `validation_size`, `reference_size` and `test_size` that ask
-    /// for more images than `data` has; [`train_and_test`] uses all the images of such a set.
+    /// Lists the settings among `validation_size`, `reference_size` and `test_size` that
+    /// request more images than `data` has. [`train_and_test`] uses all the images of such a
+    /// set.
     pub fn capped_sizes(&self, data: &Dataset) -> Vec<SizeCap> {
         [
             (

@@ -26,10 +26,11 @@ pub const VALIDATION_SEED: u64 = 0x5EED_0001;
 /// The seed of the test sequences, shared by every run like [`VALIDATION_SEED`].
 pub const TEST_SEED: u64 = 0x5EED_0002;
 
-/// The most sequences scored at once during evaluation.
+/// Upper bound on the sequences scored at once during evaluation.
 const EVAL_CHUNK: usize = 50;
 
-/// The most images scored at once during evaluation; long sequences get smaller chunks.
+/// Upper bound on the images scored at once during evaluation, so that long sequences get
+/// smaller chunks.
 const EVAL_CHUNK_IMAGES: usize = 1000;
 
 /// Trains the CNN with the settings of `config`, validates it every `config.eval_every` steps,
